@@ -1,0 +1,64 @@
+"""retune_lib — the helper library of the Retune workbook (retraining pretrained PyTorch networks).
+
+One import gives the fixed names the notebooks use::
+
+    import retune_lib as rt
+    train, test = rt.load_digits().split(0.3, seed=0)
+    base = rt.load_base()
+    history = rt.fit(model, train, test, epochs=5)
+
+Modules by concept: :mod:`~retune_lib.data`, :mod:`~retune_lib.models`, :mod:`~retune_lib.training`,
+:mod:`~retune_lib.plots`, :mod:`~retune_lib.cache`, :mod:`~retune_lib.checks`, :mod:`~retune_lib.runner`.
+"""
+
+from __future__ import annotations
+
+from .cache import CacheError, cache_dir, load_checked, save_checked
+from .checks import (
+    check_choice,
+    check_fraction,
+    check_int_list,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+)
+from .data import DATASETS, IMAGE_SIZE, SOURCE_CLASSES, ImageSet, load_dataset, load_digits, load_mnist, render_glyphs
+from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_base, resnet18
+from .plots import plot_confusion, plot_curves, plot_history, show_images
+from .runner import read_metrics, record_metrics
+from .training import (
+    DEVICES,
+    History,
+    TrainingDiverged,
+    count_parameters,
+    evaluate,
+    fit,
+    make_optimizer,
+    predict,
+    seed_everything,
+    select_device,
+    trainable_parameters,
+)
+
+__version__ = "0.1.0"
+
+
+def versions(device=None) -> str:
+    """One line of versions and the device in use, for a notebook's setup cell.
+
+    >>> "torch" in versions()
+    True
+    """
+    import platform
+
+    import sklearn
+    import torch
+    import torchvision
+
+    dev = select_device(device) if device is not None else None
+    gpu = f" ({torch.cuda.get_device_name(dev)})" if dev is not None and dev.type == "cuda" else ""
+    return (
+        f"python {platform.python_version()} | torch {torch.__version__} | torchvision {torchvision.__version__} | "
+        f"scikit-learn {sklearn.__version__} | retune_lib {__version__}"
+        + (f" | device {dev}{gpu}" if dev is not None else "")
+    )

@@ -1,0 +1,410 @@
+"""Data: one small image format for every dataset in the workbook.
+
+Every dataset is an :class:`ImageSet`: ``x`` is a float32 tensor ``N x 1 x 16 x 16`` with ink = 1
+and paper = 0, ``y`` holds int64 class indices, ``classes`` names them. It is a
+``torch.utils.data.Dataset``, so a ``DataLoader`` takes it as it is.
+
+* **Target** — :func:`load_digits`: scikit-learn's bundled handwritten digits (1,797 real scans,
+  8 x 8, 17 grey levels), upsampled to 16 x 16. The low-label task of every lesson.
+* **Source** — :func:`render_glyphs`: printed letters, digits and symbols rendered from the TrueType
+  fonts matplotlib ships, with random size, rotation, shear, offset, stroke width and elastic
+  distortion, then reduced exactly the way the digits were made (binary 32 x 32 bitmap counted in
+  4 x 4 blocks). Printed -> handwritten is the domain shift the lessons exploit.
+* **Online** — :func:`load_mnist` (``"mnist"``, ``"fashion_mnist"``) through torchvision's own
+  dataset classes, from files the user already has (``download=True`` to fetch them).
+
+>>> digits = load_digits()
+>>> digits.x.shape, len(digits.classes)
+(torch.Size([1797, 1, 16, 16]), 10)
+"""
+
+from __future__ import annotations
+
+import pathlib
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checks import check_choice, check_fraction, check_nonnegative_int, check_positive_int
+
+__all__ = [
+    "IMAGE_SIZE",
+    "DATASETS",
+    "SOURCE_CLASSES",
+    "ImageSet",
+    "load_digits",
+    "render_glyphs",
+    "load_mnist",
+    "load_dataset",
+    "font_files",
+]
+
+IMAGE_SIZE = 16
+DATASETS = ("digits", "mnist", "fashion_mnist")
+
+# Letters whose lower case looks like the upper case at 8 x 8 (c/C, o/O, s/S ...) appear once.
+_LOWER = "abdefghijmnqrty"
+_SYMBOLS = "+-=?!#%&@$*/<>()[]"
+#: The source task's labels: 10 printed digits, 26 capitals, 15 distinct lower-case letters and
+#: 18 symbols. Digits come *last*, so source class index 0 is ``'A'``, not the digit 0: reusing the
+#: source classifier's rows by index for the digit task would be wrong (lesson 02 shows why).
+SOURCE_CLASSES: tuple[str, ...] = tuple(string.ascii_uppercase + _LOWER + _SYMBOLS + string.digits)
+
+# Fonts that matplotlib ships with real Latin glyphs. The Computer Modern files use TeX encodings,
+# so only their letters and digits are the characters they claim to be.
+_FONTS_FULL = (
+    "DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
+    "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique", "DejaVuSansMono-BoldOblique",
+    "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
+    "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta",
+)
+_FONTS_ALNUM = ("cmr10", "cmb10", "cmss10", "cmtt10", "cmti10")
+
+
+@dataclass
+class ImageSet(torch.utils.data.Dataset):
+    """Images ``x`` (N x 1 x H x W, float32 in [0, 1], ink = 1), labels ``y`` (N, int64), class names.
+
+    >>> s = ImageSet(torch.zeros(4, 1, 16, 16), torch.tensor([0, 1, 0, 1]), ("a", "b"), "toy")
+    >>> len(s), s.counts()
+    (4, [2, 2])
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: tuple[str, ...]
+    name: str = "images"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.x, torch.Tensor) or not isinstance(self.y, torch.Tensor):
+            raise TypeError("ImageSet needs tensors: x of shape N x C x H x W and y of shape N")
+        if self.x.dim() != 4 or self.y.dim() != 1 or len(self.x) != len(self.y):
+            raise ValueError(
+                f"ImageSet needs x of shape N x C x H x W and y of shape N, got {tuple(self.x.shape)} and {tuple(self.y.shape)}"
+            )
+        if self.y.dtype != torch.int64:
+            raise TypeError(f"ImageSet labels must be int64 class indices, got {self.y.dtype}")
+        self.classes = tuple(self.classes)
+        if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
+            raise ValueError(f"labels must lie in 0..{len(self.classes) - 1} for {len(self.classes)} classes")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+    def __repr__(self) -> str:
+        return f"ImageSet({self.name!r}, n={len(self)}, classes={len(self.classes)}, shape={tuple(self.x.shape[1:])})"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def counts(self) -> list[int]:
+        """Number of examples of each class, in class order."""
+        return torch.bincount(self.y, minlength=self.num_classes).tolist()
+
+    def subset(self, indices, name: str | None = None) -> ImageSet:
+        """The examples at ``indices`` (a tensor, list or boolean mask), same classes."""
+        idx = torch.as_tensor(indices)
+        if idx.dtype == torch.bool:
+            idx = idx.nonzero().flatten()
+        return ImageSet(self.x[idx], self.y[idx], self.classes, name or self.name)
+
+    def to(self, device) -> ImageSet:
+        """A copy with ``x`` and ``y`` on ``device``."""
+        return ImageSet(self.x.to(device), self.y.to(device), self.classes, self.name)
+
+    def only_classes(self, keep: Sequence[int | str], relabel: bool = True) -> ImageSet:
+        """Keep the examples of some classes (by index or name).
+
+        With ``relabel=True`` the kept classes are renumbered 0..len(keep)-1 in the order given.
+
+        >>> load_digits().only_classes([3, 8]).classes
+        ('3', '8')
+        """
+        idx = [self._class_index(c) for c in keep]
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"only_classes got a class twice: {list(keep)!r}")
+        mask = torch.isin(self.y, torch.tensor(idx, device=self.y.device))
+        out = self.subset(mask)
+        if relabel:
+            remap = torch.full((self.num_classes,), -1, dtype=torch.int64, device=self.y.device)
+            remap[idx] = torch.arange(len(idx), device=self.y.device)
+            out = ImageSet(out.x, remap[out.y], tuple(self.classes[i] for i in idx), self.name)
+        return out
+
+    def per_class(self, k: int, seed: int = 0) -> ImageSet:
+        """``k`` randomly chosen examples of every class (the low-label setting).
+
+        >>> load_digits().per_class(5).counts()
+        [5, 5, 5, 5, 5, 5, 5, 5, 5, 5]
+        """
+        check_positive_int(k=k)
+        counts = self.counts()
+        if k > min(counts):
+            raise ValueError(
+                f"k={k} labels per class is more than {self.name!r} has: its smallest class holds {min(counts)}"
+            )
+        g = torch.Generator().manual_seed(check_nonnegative_int(seed=seed))
+        y = self.y.cpu()
+        picks = []
+        for c in range(self.num_classes):
+            members = (y == c).nonzero().flatten()
+            picks.append(members[torch.randperm(len(members), generator=g)[:k]])
+        return self.subset(torch.cat(picks).to(self.y.device), f"{self.name}[k={k}]")
+
+    def split(self, test_fraction: float = 0.3, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+        """A stratified, seeded split into (train, test) through scikit-learn.
+
+        >>> train, test = load_digits().split(0.3, seed=0)
+        >>> len(train), len(test)
+        (1257, 540)
+        """
+        from sklearn.model_selection import train_test_split
+
+        check_fraction(test_fraction=test_fraction)
+        if not 0 < test_fraction < 1:
+            raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
+        idx = np.arange(len(self))
+        tr, te = train_test_split(
+            idx, test_size=test_fraction, stratify=self.y.cpu().numpy(), random_state=check_nonnegative_int(seed=seed)
+        )
+        return self.subset(torch.as_tensor(tr)), self.subset(torch.as_tensor(te))
+
+    def _class_index(self, c: int | str) -> int:
+        if isinstance(c, str):
+            if c not in self.classes:
+                raise ValueError(f"unknown class {c!r}; this set has {list(self.classes)}")
+            return self.classes.index(c)
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= int(c) < self.num_classes:
+            raise ValueError(f"class index {c!r} out of range 0..{self.num_classes - 1}")
+        return int(c)
+
+
+def _to_size(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    if x.shape[-1] < size:  # upsampling: smooth, like a scanner at a higher resolution
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+
+
+def load_digits(size: int = IMAGE_SIZE) -> ImageSet:
+    """scikit-learn's bundled handwritten digits as an :class:`ImageSet` (offline, 1,797 images).
+
+    The 8 x 8 originals count ink in 4 x 4 blocks of a 32 x 32 bitmap (values 0..16); they are
+    scaled to [0, 1] and resized to ``size`` x ``size``.
+
+    >>> load_digits().counts()[:3]
+    [178, 182, 177]
+    """
+    from sklearn.datasets import load_digits as _sk_digits
+
+    check_positive_int(size=size)
+    d = _sk_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(d.target, dtype=torch.int64)
+    return ImageSet(_to_size(x, size), y, tuple(str(c) for c in range(10)), "digits")
+
+
+def font_files() -> dict[str, pathlib.Path]:
+    """The TrueType fonts used for the source set, by name (all shipped inside matplotlib)."""
+    import matplotlib
+
+    root = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    fonts = {n: root / f"{n}.ttf" for n in _FONTS_FULL + _FONTS_ALNUM}
+    missing = [n for n, p in fonts.items() if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"matplotlib's fonts {missing} are missing from {root}; reinstall matplotlib")
+    return fonts
+
+
+_CANVAS = 32  # the bitmap size the digits were drawn at before the 4 x 4 block counts
+
+
+def _prototypes(classes: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (font, character) pair drawn once: grey 32 x 32 glyphs with a per-font cap height."""
+    from matplotlib.ft2font import FT2Font, LoadFlags
+
+    def draw(font, ch):
+        font.set_text(ch, 0.0, flags=LoadFlags.NO_HINTING)
+        font.draw_glyphs_to_bitmap(antialiased=True)
+        img = np.asarray(font.get_image(), dtype=np.float32) / 255.0
+        ys, xs = np.nonzero(img > 0.25)
+        if len(ys) == 0:
+            return None
+        return img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+    imgs, labels = [], []
+    for name, path in font_files().items():
+        font = FT2Font(str(path))
+        font.set_size(48, 72)
+        cap = draw(font, "H").shape[0]
+        scale = 26.0 / cap  # every font's capitals 26 px tall on the 32 px canvas
+        allowed = set(string.ascii_letters + string.digits) if name in _FONTS_ALNUM else None
+        for label, ch in enumerate(classes):
+            if allowed is not None and ch not in allowed:
+                continue
+            if font.get_char_index(ord(ch)) == 0:
+                continue
+            g = draw(font, ch)
+            if g is None:
+                continue
+            h, w = g.shape
+            s = min(scale, 30.0 / h, 30.0 / w)
+            nh, nw = max(1, round(h * s)), max(1, round(w * s))
+            t = torch.from_numpy(np.ascontiguousarray(g))[None, None]
+            t = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0, 0]
+            canvas = torch.zeros(_CANVAS, _CANVAS)
+            top, left = (_CANVAS - nh) // 2, (_CANVAS - nw) // 2
+            canvas[top : top + nh, left : left + nw] = t
+            imgs.append(canvas)
+            labels.append(label)
+    return torch.stack(imgs).unsqueeze(1), torch.tensor(labels, dtype=torch.int64)
+
+
+def render_glyphs(
+    n: int = 50_000,
+    seed: int = 0,
+    size: int = IMAGE_SIZE,
+    classes: Sequence[str] = SOURCE_CLASSES,
+    distortion: float = 1.0,
+) -> ImageSet:
+    """Render ``n`` labelled printed glyphs: the large source set, made offline in seconds.
+
+    Each sample takes a random font and character, then a random affine warp (rotation, shear,
+    scale, offset), a smooth elastic warp (``distortion`` scales both; 0 = clean print), a random
+    stroke width (thinner or bolder), and is binarised at 32 x 32 and counted in 4 x 4 blocks
+    (0..16 levels) exactly as scikit-learn's digits were, then resized to ``size``.
+
+    >>> glyphs = render_glyphs(n=200, seed=0)
+    >>> glyphs.x.shape, glyphs.num_classes
+    (torch.Size([200, 1, 16, 16]), 69)
+    """
+    n = check_positive_int(n=n)
+    seed = check_nonnegative_int(seed=seed)
+    if isinstance(distortion, bool) or not isinstance(distortion, (int, float)) or not 0 <= distortion <= 3:
+        raise ValueError(f"distortion must be a number between 0 (clean print) and 3, got {distortion!r}")
+    classes = tuple(classes)
+    if len(classes) < 2 or any(not isinstance(c, str) or len(c) != 1 for c in classes):
+        raise ValueError("classes must be at least two single characters, e.g. '0123456789'")
+    if len(set(classes)) != len(classes):
+        raise ValueError("classes must not repeat a character")
+
+    protos, labels = _prototypes(classes)
+    present = set(labels.tolist())
+    if len(present) != len(classes):
+        missing = [classes[i] for i in range(len(classes)) if i not in present]
+        raise ValueError(f"no shipped font has a glyph for {missing}")
+
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty(n, 1, size, size)
+    ys = torch.empty(n, dtype=torch.int64)
+    chunk = 4096
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        pick = torch.randint(len(protos), (m,), generator=g)
+        x = _warp(protos[pick], g, distortion)
+        x = _stroke(x, g)
+        x = (x > 0.5).float()  # the pen leaves a binary bitmap ...
+        x = F.avg_pool2d(x, 4)  # ... counted in 4 x 4 blocks: 8 x 8, 17 levels
+        out[start : start + m] = _to_size(x, size)
+        ys[start : start + m] = labels[pick]
+    return ImageSet(out, ys, classes, "glyphs")
+
+
+def _rand(g: torch.Generator, m: int, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(m, generator=g)
+
+
+def _warp(x: torch.Tensor, g: torch.Generator, d: float) -> torch.Tensor:
+    m = len(x)
+    angle = _rand(g, m, -0.25, 0.25) * d  # radians, about +-14 degrees at d = 1
+    shear = _rand(g, m, -0.3, 0.3) * d
+    sx = 1 + _rand(g, m, -0.35, 0.05) * d  # > 1 shrinks the glyph: grid coordinates are inverse
+    sy = 1 + _rand(g, m, -0.1, 0.15) * d
+    tx, ty = _rand(g, m, -0.08, 0.08) * d, _rand(g, m, -0.08, 0.08) * d
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack(
+        [
+            torch.stack([sx * cos, sx * (-sin + shear), tx], 1),
+            torch.stack([sy * sin, sy * cos, ty], 1),
+        ],
+        1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if d > 0:  # elastic: a smooth random displacement field, like a wobbling pen
+        coarse = torch.randn(m, 2, 4, 4, generator=g) * (0.06 * d)
+        field = F.interpolate(coarse, size=x.shape[-2:], mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _stroke(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random pen width: a quarter as printed, half one pixel bolder, a quarter two pixels bolder.
+
+    Handwritten digits are drawn with a broad pen: their mean ink is about 1.5 times a printed glyph's.
+    """
+    kind = torch.randint(4, (len(x),), generator=g).view(-1, 1, 1, 1)
+    bold = F.max_pool2d(x, 3, stride=1, padding=1)
+    bolder = F.max_pool2d(bold, 3, stride=1, padding=1)
+    return torch.where(kind == 0, x, torch.where(kind == 3, bolder, bold))
+
+
+def load_mnist(
+    root: str | pathlib.Path,
+    which: str = "mnist",
+    train: bool = True,
+    download: bool = False,
+    size: int = IMAGE_SIZE,
+) -> ImageSet:
+    """MNIST or Fashion-MNIST through torchvision's dataset classes, as an :class:`ImageSet`.
+
+    Reads the files torchvision expects under ``root`` (``root/MNIST/raw/...``); with
+    ``download=False`` (the default) nothing is fetched and a missing file is a clear error.
+
+    >>> load_mnist("~/data", "mnist")  # doctest: +SKIP
+    ImageSet('mnist', n=60000, classes=10, shape=(1, 16, 16))
+    """
+    from torchvision import datasets
+
+    check_choice("which", which, ("mnist", "fashion_mnist"))
+    cls = datasets.MNIST if which == "mnist" else datasets.FashionMNIST
+    root = pathlib.Path(root).expanduser()
+    try:
+        ds = cls(str(root), train=train, download=download)
+    except RuntimeError as e:
+        raise FileNotFoundError(
+            f"{which} is not under {root} ({e}); pass download=True where there is internet, "
+            f"or use dataset='digits', which ships offline"
+        ) from None
+    x = ds.data.unsqueeze(1).float() / 255.0
+    y = ds.targets.to(torch.int64)
+    classes = tuple(str(c) for c in ds.classes) if which == "fashion_mnist" else tuple(str(c) for c in range(10))
+    return ImageSet(_to_size(x, size), y, classes, which)
+
+
+def load_dataset(name: str = "digits", root: str | pathlib.Path | None = None, download: bool = False) -> ImageSet:
+    """The target dataset by name: ``"digits"`` (offline, default), ``"mnist"`` or ``"fashion_mnist"``.
+
+    For the MNIST family, the training and test files are joined (callers split with
+    :meth:`ImageSet.split`), and ``root`` defaults to ``~/.cache/retune/data``.
+
+    >>> load_dataset("digits").name
+    'digits'
+    """
+    check_choice("dataset", name, DATASETS)
+    if name == "digits":
+        return load_digits()
+    from .cache import cache_dir
+
+    root = pathlib.Path(root) if root is not None else cache_dir() / "data"
+    a = load_mnist(root, name, train=True, download=download)
+    b = load_mnist(root, name, train=False, download=download)
+    return ImageSet(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), a.classes, name)

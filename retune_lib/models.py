@@ -1,0 +1,232 @@
+"""Models: a small ResNet with torchvision's module names, the pretrained base, and ResNet-18.
+
+:class:`SmallResNet` is torchvision's ResNet shrunk for 16 x 16 inputs: the same attribute names
+(``conv1``, ``bn1``, ``relu``, ``maxpool``, ``layer1`` ... ``layer4``, ``avgpool``, ``fc``) built from
+torchvision's own ``BasicBlock``, so code written against it — ``model.fc = nn.Linear(...)``,
+``model.layer4.requires_grad_(True)`` — runs unchanged on ``torchvision.models.resnet18``.
+
+:func:`load_base` returns the workbook's pretrained base: a SmallResNet trained on the rendered
+printed glyphs (:func:`retune_lib.data.render_glyphs`), built on first use by :func:`build_base`
+and cached (atomically written, validated on load; see :mod:`retune_lib.cache`).
+
+>>> model = SmallResNet(num_classes=10)
+>>> [name for name, _ in model.named_children()]
+['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4', 'avgpool', 'fc']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+from .cache import CacheError, cache_dir, load_checked, save_checked
+from .checks import check_choice, check_positive_int
+
+__all__ = ["SmallResNet", "PretrainRecipe", "build_base", "load_base", "base_path", "resnet18"]
+
+
+class SmallResNet(nn.Module):
+    """A four-stage ResNet for small grey images, named like ``torchvision.models.ResNet``.
+
+    ``widths`` are the channels of ``layer1`` ... ``layer4`` (one ``BasicBlock`` each). As in
+    torchvision, the stem (``conv1``, 3 x 3 here instead of 7 x 7) is followed by a stride-2
+    ``maxpool``, and ``layer2`` ... ``layer4`` halve the resolution again: 16 -> 8 -> 4 -> 2 -> 1.
+
+    >>> SmallResNet(10)(torch.zeros(2, 1, 16, 16)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 128, 256), in_channels: int = 1):
+        super().__init__()
+        check_positive_int(num_classes=num_classes)
+        check_positive_int(in_channels=in_channels)
+        widths = tuple(widths)
+        if len(widths) != 4 or any(not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {widths!r}")
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = _stage(widths[0], widths[0], 1)
+        self.layer2 = _stage(widths[0], widths[1], 2)
+        self.layer3 = _stage(widths[1], widths[2], 2)
+        self.layer4 = _stage(widths[2], widths[3], 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[3], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.widths = widths
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything but ``fc``: the pooled feature vector (N x widths[-1])."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.forward_features(x))
+
+
+def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
+    down = None
+    if stride != 1 or cin != cout:
+        down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+    return nn.Sequential(BasicBlock(cin, cout, stride=stride, downsample=down))
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """How the base is built. Any change gives a new cache file (the recipe is hashed into its name).
+
+    The defaults are the workbook's base; lesson 00 prints what they reach.
+    """
+
+    n_glyphs: int = 50_000
+    distortion: float = 1.0
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    epochs: int = 2
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def base_path(recipe: PretrainRecipe | None = None) -> pathlib.Path:
+    """Where the base built by ``recipe`` is cached."""
+    recipe = recipe or PretrainRecipe()
+    return cache_dir() / f"base-{recipe.key()}.pt"
+
+
+def build_base(
+    recipe: PretrainRecipe | None = None, device: str | torch.device = "auto", progress: bool = True
+) -> tuple[SmallResNet, dict[str, Any]]:
+    """Pretrain a :class:`SmallResNet` on rendered glyphs; return ``(model, info)`` (no caching).
+
+    One-cycle AdamW with label smoothing over freshly rendered glyphs, validated on a separately
+    seeded rendering. ``info`` holds the source accuracy and the build time.
+    """
+    from .data import SOURCE_CLASSES, render_glyphs
+    from .training import evaluate, fit, make_optimizer, select_device
+
+    recipe = recipe or PretrainRecipe()
+    dev = select_device(device)
+    t0 = time.perf_counter()
+    train = render_glyphs(recipe.n_glyphs, seed=recipe.seed, distortion=recipe.distortion)
+    val = render_glyphs(5_000, seed=recipe.seed + 10_000, distortion=recipe.distortion)
+    render_s = time.perf_counter() - t0
+    torch.manual_seed(recipe.seed)
+    model = SmallResNet(len(SOURCE_CLASSES), widths=recipe.widths)
+    opt = make_optimizer(model, "adamw", lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps = recipe.epochs * -(-len(train) // recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps)
+    fit(
+        model, train, epochs=recipe.epochs, batch_size=recipe.batch_size, optimizer=opt, scheduler=sched,
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), device=dev, seed=recipe.seed,
+        progress=progress, desc="pretraining the base",
+    )
+    model.eval()
+    acc = evaluate(model, val)["accuracy"]
+    info = {
+        "source_accuracy": acc,
+        "build_seconds": time.perf_counter() - t0,
+        "render_seconds": render_s,
+        "n_glyphs": recipe.n_glyphs,
+        "device": str(dev),
+        "torch": torch.__version__,
+    }
+    return model.cpu(), info
+
+
+def load_base(
+    device: str | torch.device = "auto", recipe: PretrainRecipe | None = None, rebuild: bool = False, progress: bool = True
+) -> SmallResNet:
+    """The pretrained base, from the cache or built now (about a minute on two CPU cores) and cached.
+
+    A cached file that is truncated, corrupted or does not fit the model is reported in one line and
+    rebuilt. The model comes back in eval mode on ``device``, with ``model.info`` (source accuracy,
+    build and load times) and ``model.classes`` (the source labels, :data:`~retune_lib.data.SOURCE_CLASSES`).
+
+    >>> base = load_base(device="cpu", progress=False)  # doctest: +SKIP
+    >>> base.fc.out_features
+    69
+    """
+    from .data import SOURCE_CLASSES
+    from .training import select_device
+
+    recipe = recipe or PretrainRecipe()
+    dev = select_device(device)
+    path = base_path(recipe)
+    t0 = time.perf_counter()
+    model = None
+    if not rebuild and path.exists():
+        try:
+            payload = load_checked(path)
+            if payload.get("recipe") != recipe.key():
+                raise CacheError(f"cached file {path} was built by another recipe")
+            model = SmallResNet(len(SOURCE_CLASSES), widths=recipe.widths)
+            try:
+                model.load_state_dict(payload["state_dict"])
+            except (RuntimeError, KeyError, TypeError) as e:
+                raise CacheError(f"cached file {path} does not fit the model ({str(e).splitlines()[0][:100]})") from None
+            info = dict(payload["info"], loaded_from=str(path))
+        except CacheError as e:
+            warnings.warn(f"{e}; rebuilding the base", stacklevel=2)
+            model = None
+    if model is None:
+        model, info = build_base(recipe, device=dev, progress=progress)
+        save_checked({"recipe": recipe.key(), "state_dict": model.state_dict(), "info": info}, path)
+        info = dict(info, built_now=True)
+    info["load_seconds"] = time.perf_counter() - t0
+    model.info = info
+    model.classes = SOURCE_CLASSES
+    return model.to(dev).eval()
+
+
+RESNET18_WEIGHTS = ("imagenet", None)
+
+
+def resnet18(weights: str | None = None, num_classes: int | None = None, download: bool = False) -> nn.Module:
+    """``torchvision.models.resnet18``, optionally with ImageNet weights, optionally with a new ``fc``.
+
+    ``weights="imagenet"`` uses torchvision's weights API (``ResNet18_Weights.IMAGENET1K_V1``): the
+    file is read from the torch hub cache (``$TORCH_HOME/hub/checkpoints``) when it is there; with
+    ``download=True`` it is fetched when it is not. ``weights=None`` gives random weights (offline).
+
+    >>> resnet18(weights=None, num_classes=10).fc
+    Linear(in_features=512, out_features=10, bias=True)
+    """
+    from torchvision import models
+
+    check_choice("weights", weights, RESNET18_WEIGHTS)
+    if num_classes is not None:
+        check_positive_int(num_classes=num_classes)
+    if weights is None:
+        model = models.resnet18(weights=None)
+    else:
+        w = models.ResNet18_Weights.IMAGENET1K_V1
+        file = pathlib.Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+        if not file.exists() and not download:
+            raise FileNotFoundError(
+                f"ImageNet weights for resnet18 are not in the torch hub cache ({file}); "
+                "pass download=True where there is internet, or weights=None offline"
+            )
+        model = models.resnet18(weights=w, progress=False)
+    if num_classes is not None:
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+    return model

@@ -1,0 +1,103 @@
+"""Plots: training curves, image grids and confusion matrices (matplotlib + scikit-learn's display).
+
+Each function draws into a new figure (or the ``ax`` given), titles and labels it, and returns
+the figure; the notebook closes its cell with ``plt.show()``.
+
+>>> from retune_lib.data import load_digits
+>>> fig = show_images(load_digits(), n=8)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+__all__ = ["plot_history", "show_images", "plot_confusion", "plot_curves"]
+
+
+def plot_history(history, title: str = "Training history"):
+    """Loss and accuracy per epoch from a :class:`~retune_lib.training.History` (train and, if any, val)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    epochs = history["epoch"]
+    for key, ax in (("loss", a), ("acc", b)):
+        for split in ("train", "val"):
+            values = history[f"{split}_{key}"]
+            if values:
+                ax.plot(epochs, values, marker="o", ms=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy" if key == "acc" else "loss")
+        ax.legend()
+    a.set_title(f"{title}: loss")
+    b.set_title(f"{title}: accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def show_images(data, n: int = 32, cols: int = 16, title: str | None = None, predictions: torch.Tensor | None = None):
+    """A grid of the first ``n`` images of an :class:`~retune_lib.data.ImageSet`, titled by label.
+
+    With ``predictions`` (class indices), each title shows ``label→prediction`` in red where wrong.
+    """
+    n = min(n, len(data))
+    if n < 1:
+        raise ValueError("show_images needs at least one image")
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.75, rows * 0.9), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(data.x[i, 0].detach().cpu(), cmap="gray_r", vmin=0, vmax=1)
+        label = data.classes[int(data.y[i])]
+        if predictions is None:
+            ax.set_title(label, fontsize=8)
+        else:
+            pred = data.classes[int(predictions[i])]
+            ax.set_title(f"{label}→{pred}", fontsize=8, color="black" if pred == label else "red")
+    fig.suptitle(title or f"{data.name}: {n} of {len(data)} images")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(model, data, title: str | None = None, normalize: str | None = None, ax=None):
+    """scikit-learn's ``ConfusionMatrixDisplay`` for ``model`` on ``data`` (rows: true, columns: predicted)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    from .training import predict
+
+    pred = predict(model, data).argmax(1).numpy()
+    disp = ConfusionMatrixDisplay.from_predictions(
+        data.y.cpu().numpy(), pred, labels=list(range(len(data.classes))), display_labels=list(data.classes),
+        normalize=normalize, ax=ax, colorbar=False, values_format=".2f" if normalize else "d",
+    )
+    disp.ax_.set_title(title or f"Confusion matrix on {data.name}")
+    disp.figure_.tight_layout()
+    return disp.figure_
+
+
+def plot_curves(
+    xs: Sequence[float], curves: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
+    logx: bool = False, ax=None,
+):
+    """Several named curves over the same x values (e.g. accuracy against labels per class)."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+    else:
+        fig = ax.figure
+    for name, ys in curves.items():
+        if len(ys) != len(xs):
+            raise ValueError(f"curve {name!r} has {len(ys)} points for {len(xs)} x values")
+        ax.plot(xs, ys, marker="o", label=name)
+    if logx:
+        ax.set_xscale("log")
+        ax.set_xticks(list(xs), [str(x) for x in xs])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,337 @@
+"""Training helpers: devices, seeds, an optimizer over what is trainable, ``fit`` and ``evaluate``.
+
+``fit`` is a plain PyTorch loop you could write yourself (and lesson 00 does, once): forward,
+loss, backward, step; a ``tqdm.auto`` bar that works in JupyterLab and in headless runs; a
+per-epoch history; and a stop with a clear message if the loss turns NaN or infinite.
+
+>>> import torch
+>>> from retune_lib.data import load_digits
+>>> from retune_lib.models import SmallResNet
+>>> train, test = load_digits().split(0.3)
+>>> model = SmallResNet(num_classes=10)
+>>> history = fit(model, train.per_class(5), test, epochs=1, progress=False)
+>>> sorted(history.last)
+['epoch', 'seconds', 'train_acc', 'train_loss', 'val_acc', 'val_loss']
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checks import check_choice, check_nonnegative_int, check_positive_float, check_positive_int
+
+__all__ = [
+    "DEVICES",
+    "TrainingDiverged",
+    "History",
+    "select_device",
+    "seed_everything",
+    "trainable_parameters",
+    "count_parameters",
+    "make_optimizer",
+    "fit",
+    "evaluate",
+    "predict",
+]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; asking for one that is absent is an error.
+
+    >>> select_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        device = device.type if device.index is None else f"{device.type}:{device.index}"
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'auto' or 'cpu', got {type(device).__name__}")
+    kind = device.split(":", 1)[0]
+    check_choice("device", kind, DEVICES)
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    available = ["auto", "cpu"] + (["cuda"] if cuda else []) + (["mps"] if mps else [])
+    if kind == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if kind not in available:
+        raise ValueError(f"device={device!r} is not available on this machine; allowed here: {', '.join(map(repr, available))}")
+    return torch.device(device)
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a CPU generator for shuffling.
+
+    >>> a = seed_everything(3); x = torch.rand(2)
+    >>> b = seed_everything(3); torch.equal(x, torch.rand(2))
+    True
+    """
+    seed = check_nonnegative_int(seed=seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters with ``requires_grad=True``: what an optimizer should get."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts.
+
+    >>> count_parameters(nn.Linear(3, 2))
+    (8, 8)
+    """
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in trainable_parameters(model)), total
+
+
+def make_optimizer(
+    model: nn.Module | Iterable, name: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, **kw
+) -> torch.optim.Optimizer:
+    """A torch optimizer over the *trainable* parameters of ``model`` (or over given param groups).
+
+    Frozen parameters are left out, so weight decay and momentum can never move them.
+
+    >>> opt = make_optimizer(nn.Linear(3, 2), "sgd", lr=0.1, momentum=0.9)
+    >>> type(opt).__name__
+    'SGD'
+    """
+    check_choice("optimizer", name, OPTIMIZERS)
+    check_positive_float(lr=lr)
+    if isinstance(model, nn.Module):
+        params = trainable_parameters(model)
+        if not params:
+            raise ValueError("the model has no trainable parameters: unfreeze something before building an optimizer")
+    else:
+        params = list(model)
+        if not params:
+            raise ValueError("make_optimizer got an empty parameter list")
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[name]
+    return cls(params, lr=lr, weight_decay=weight_decay, **kw)
+
+
+@dataclass
+class History:
+    """Per-epoch records from :func:`fit` (``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``seconds``)."""
+
+    epochs: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    @property
+    def last(self) -> dict:
+        if not self.epochs:
+            raise ValueError("the history is empty: fit has not completed an epoch")
+        return self.epochs[-1]
+
+    def __getitem__(self, key: str) -> list[float]:
+        return [e[key] for e in self.epochs if key in e]
+
+    def __repr__(self) -> str:
+        if not self.epochs:
+            return "History(empty)"
+        keys = [k for k in self.last if k != "epoch"]
+        return f"History({len(self)} epochs; last: " + ", ".join(f"{k}={self.last[k]:.4g}" for k in keys) + ")"
+
+
+def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device):
+    """Yield (x, y) on ``device`` from an ImageSet/TensorDataset-like (fast tensor path) or any DataLoader."""
+    if isinstance(data, torch.utils.data.DataLoader):
+        for xb, yb in data:
+            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        return
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+    elif hasattr(data, "x") and hasattr(data, "y"):
+        x, y = data.x, data.y
+    elif isinstance(data, torch.utils.data.TensorDataset):
+        x, y = data.tensors[0], data.tensors[1]
+    else:
+        raise TypeError(
+            f"expected an ImageSet, an (x, y) tuple of tensors, a TensorDataset or a DataLoader, got {type(data).__name__}"
+        )
+    if len(x) != len(y):
+        raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
+    n = len(x)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for i in range(0, n, batch_size):
+        idx = order[i : i + batch_size].to(x.device)
+        yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
+
+
+def _num_batches(data, batch_size: int) -> int | None:
+    if isinstance(data, torch.utils.data.DataLoader):
+        try:
+            return len(data)
+        except TypeError:
+            return None
+    n = len(data[0]) if isinstance(data, (tuple, list)) else len(data)
+    return math.ceil(n / batch_size)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data, batch_size: int = 1024, device: str | torch.device | None = None) -> torch.Tensor:
+    """The model's outputs (logits) for every example, in order, in eval mode, on the CPU.
+
+    >>> predict(nn.Flatten(), torch.zeros(3, 1, 2, 2)).shape
+    torch.Size([3, 4])
+    """
+    dev = _model_device(model) if device is None else select_device(device)
+    if isinstance(data, torch.Tensor):
+        data = (data, torch.zeros(len(data), dtype=torch.int64))
+    was = model.training
+    model.eval()
+    try:
+        outs = [model(xb).float().cpu() for xb, _ in _batches(data, batch_size, False, None, dev)]
+    finally:
+        model.train(was)
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data, loss_fn: Callable | None = None, batch_size: int = 1024, device: str | torch.device | None = None
+) -> dict[str, float]:
+    """Mean loss and accuracy of a classifier on ``data`` (eval mode; the model's mode is restored).
+
+    >>> from retune_lib.data import load_digits
+    >>> sorted(evaluate(nn.Sequential(nn.Flatten(), nn.Linear(256, 10)), load_digits()))
+    ['accuracy', 'loss']
+    """
+    dev = _model_device(model) if device is None else select_device(device)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    was = model.training
+    model.eval()
+    total, loss_sum, correct = 0, 0.0, 0
+    try:
+        for xb, yb in _batches(data, batch_size, False, None, dev):
+            out = model(xb)
+            loss_sum += float(loss_fn(out, yb)) * len(yb)
+            correct += int((out.argmax(1) == yb).sum())
+            total += len(yb)
+    finally:
+        model.train(was)
+    if total == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return {"loss": loss_sum / total, "accuracy": correct / total}
+
+
+def fit(
+    model: nn.Module,
+    train,
+    val=None,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler=None,
+    loss_fn: Callable | None = None,
+    device: str | torch.device = "auto",
+    seed: int | None = 0,
+    progress: bool = True,
+    desc: str = "fit",
+) -> History:
+    """Train ``model`` on ``train`` for ``epochs``; evaluate on ``val`` after each epoch.
+
+    * ``train``/``val``: an :class:`~retune_lib.data.ImageSet`, an ``(x, y)`` tuple, a
+      ``TensorDataset`` or a ``DataLoader``.
+    * ``optimizer``: defaults to Adam at ``lr`` over the trainable parameters only.
+    * ``scheduler``: stepped once per batch (OneCycleLR-style) if it has ``total_steps``, else per epoch.
+    * ``seed``: seeds dropout and the shuffling order (same seed, same numbers on the CPU);
+      ``None`` leaves the global RNG alone.
+    * A NaN or infinite loss raises :class:`TrainingDiverged` naming the epoch and step.
+
+    Returns a :class:`History`. The model is moved to ``device`` and left in train mode.
+    """
+    epochs = check_positive_int(epochs=epochs)
+    batch_size = check_positive_int(batch_size=batch_size)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fit needs a torch.nn.Module, got {type(model).__name__}")
+    dev = select_device(device)
+    gen = seed_everything(seed) if seed is not None else None
+    model.to(dev)
+    if optimizer is None:
+        optimizer = make_optimizer(model, "adam", lr=lr)
+    else:
+        _check_optimizer_covers(model, optimizer)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    per_batch = scheduler is not None and hasattr(scheduler, "total_steps")
+
+    from tqdm.auto import tqdm
+
+    history = History()
+    steps = _num_batches(train, batch_size)
+    bar = tqdm(total=epochs * steps if steps else None, desc=desc, disable=not progress, leave=False)
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            seen, loss_sum, correct = 0, 0.0, 0
+            for step, (xb, yb) in enumerate(_batches(train, batch_size, True, gen, dev), 1):
+                out = model(xb)
+                loss = loss_fn(out, yb)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"loss became {float(loss)} at epoch {epoch}, step {step}: lower the learning rate "
+                        f"(lr={optimizer.param_groups[0]['lr']:.3g}) or check the inputs and targets for NaN"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if per_batch:
+                    scheduler.step()
+                n = len(yb)
+                seen += n
+                loss_sum += float(loss.detach()) * n
+                if out.dim() == 2 and yb.dim() == 1 and out.shape[1] > 1:
+                    correct += int((out.detach().argmax(1) == yb).sum())
+                bar.update(1)
+            if scheduler is not None and not per_batch:
+                scheduler.step()
+            rec = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
+            if val is not None:
+                ev = evaluate(model, val, loss_fn=loss_fn, device=dev)
+                rec.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
+            rec["seconds"] = time.perf_counter() - t0
+            history.epochs.append(rec)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k in ("train_loss", "val_acc")})
+    finally:
+        bar.close()
+    model.train()
+    return history
+
+
+def _check_optimizer_covers(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer that misses trainable parameters (typically: built before a head swap)."""
+    held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
+    if missing:
+        shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise ValueError(
+            f"the optimizer does not hold {len(missing)} trainable parameters ({shown}): was it built before "
+            "the layer was replaced? Build it after the change, e.g. make_optimizer(model)"
+        )
