@@ -148,7 +148,7 @@ def build_base(
         "render_seconds": render_s,
         "n_glyphs": recipe.n_glyphs,
         "device": str(dev),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     return model.cpu(), info
 

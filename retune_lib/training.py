@@ -296,7 +296,7 @@ def fit(
                 loss = loss_fn(out, yb)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        f"loss became {float(loss)} at epoch {epoch}, step {step}: lower the learning rate "
+                        f"loss became {loss.item()} at epoch {epoch}, step {step}: lower the learning rate "
                         f"(lr={optimizer.param_groups[0]['lr']:.3g}) or check the inputs and targets for NaN"
                     )
                 optimizer.zero_grad(set_to_none=True)
