@@ -151,17 +151,15 @@ class History:
         return f"History({len(self)} epochs; last: " + ", ".join(f"{k}={self.last[k]:.4g}" for k in keys) + ")"
 
 
-def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device):
-    """Yield (x, y) on ``device`` from an ImageSet/TensorDataset-like (fast tensor path) or any DataLoader."""
+def _unpack(data) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(x, y) tensors from an ImageSet, an (x, y) tuple or a TensorDataset; None for a DataLoader."""
     if isinstance(data, torch.utils.data.DataLoader):
-        for xb, yb in data:
-            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        return
-    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return None
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         x, y = data
-    elif hasattr(data, "x") and hasattr(data, "y"):
+    elif isinstance(getattr(data, "x", None), torch.Tensor) and isinstance(getattr(data, "y", None), torch.Tensor):
         x, y = data.x, data.y
-    elif isinstance(data, torch.utils.data.TensorDataset):
+    elif isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) >= 2:
         x, y = data.tensors[0], data.tensors[1]
     else:
         raise TypeError(
@@ -169,6 +167,17 @@ def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | 
         )
     if len(x) != len(y):
         raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
+    return x, y
+
+
+def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device):
+    """Yield (x, y) batches on ``device``: fast slicing of in-memory tensors, or a DataLoader's own batches."""
+    tensors = _unpack(data)
+    if tensors is None:
+        for xb, yb in data:
+            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        return
+    x, y = tensors
     n = len(x)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for i in range(0, n, batch_size):
@@ -177,13 +186,13 @@ def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | 
 
 
 def _num_batches(data, batch_size: int) -> int | None:
-    if isinstance(data, torch.utils.data.DataLoader):
+    tensors = _unpack(data)
+    if tensors is None:
         try:
             return len(data)
         except TypeError:
             return None
-    n = len(data[0]) if isinstance(data, (tuple, list)) else len(data)
-    return math.ceil(n / batch_size)
+    return math.ceil(len(tensors[0]) / batch_size)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -215,7 +224,9 @@ def predict(model: nn.Module, data, batch_size: int = 1024, device: str | torch.
 def evaluate(
     model: nn.Module, data, loss_fn: Callable | None = None, batch_size: int = 1024, device: str | torch.device | None = None
 ) -> dict[str, float]:
-    """Mean loss and accuracy of a classifier on ``data`` (eval mode; the model's mode is restored).
+    """Mean loss and (for a classifier with integer labels) accuracy on ``data``, in eval mode.
+
+    The model's train/eval mode is restored afterwards.
 
     >>> from retune_lib.data import load_digits
     >>> sorted(evaluate(nn.Sequential(nn.Flatten(), nn.Linear(256, 10)), load_digits()))
@@ -225,18 +236,20 @@ def evaluate(
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was = model.training
     model.eval()
-    total, loss_sum, correct = 0, 0.0, 0
+    total, loss_sum, correct, classifies = 0, 0.0, 0, False
     try:
         for xb, yb in _batches(data, batch_size, False, None, dev):
             out = model(xb)
             loss_sum += float(loss_fn(out, yb)) * len(yb)
-            correct += int((out.argmax(1) == yb).sum())
+            classifies = out.dim() == 2 and out.shape[1] > 1 and not yb.is_floating_point()
+            if classifies:
+                correct += int((out.argmax(1) == yb).sum())
             total += len(yb)
     finally:
         model.train(was)
     if total == 0:
         raise ValueError("cannot evaluate on an empty dataset")
-    return {"loss": loss_sum / total, "accuracy": correct / total}
+    return {"loss": loss_sum / total, "accuracy": correct / total} if classifies else {"loss": loss_sum / total}
 
 
 def fit(
@@ -290,7 +303,7 @@ def fit(
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             model.train()
-            seen, loss_sum, correct = 0, 0.0, 0
+            seen, loss_sum, correct, classifies = 0, 0.0, 0, False
             for step, (xb, yb) in enumerate(_batches(train, batch_size, True, gen, dev), 1):
                 out = model(xb)
                 loss = loss_fn(out, yb)
@@ -298,6 +311,11 @@ def fit(
                     raise TrainingDiverged(
                         f"loss became {loss.item()} at epoch {epoch}, step {step}: lower the learning rate "
                         f"(lr={optimizer.param_groups[0]['lr']:.3g}) or check the inputs and targets for NaN"
+                    )
+                if not loss.requires_grad:
+                    raise ValueError(
+                        "the loss does not require grad, so nothing can train: a step in the loss cut the graph "
+                        "(a threshold, round, argmax or torch.tensor(...) copy); see lesson 01"
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -307,15 +325,20 @@ def fit(
                 n = len(yb)
                 seen += n
                 loss_sum += float(loss.detach()) * n
-                if out.dim() == 2 and yb.dim() == 1 and out.shape[1] > 1:
+                if out.dim() == 2 and yb.dim() == 1 and out.shape[1] > 1 and not yb.is_floating_point():
+                    classifies = True
                     correct += int((out.detach().argmax(1) == yb).sum())
                 bar.update(1)
             if scheduler is not None and not per_batch:
                 scheduler.step()
-            rec = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
+            rec = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1)}
+            if classifies:
+                rec["train_acc"] = correct / max(seen, 1)
             if val is not None:
                 ev = evaluate(model, val, loss_fn=loss_fn, device=dev)
-                rec.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
+                rec["val_loss"] = ev["loss"]
+                if "accuracy" in ev:
+                    rec["val_acc"] = ev["accuracy"]
             rec["seconds"] = time.perf_counter() - t0
             history.epochs.append(rec)
             bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items() if k in ("train_loss", "val_acc")})

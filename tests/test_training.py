@@ -101,3 +101,14 @@ def test_predict_and_evaluate_restore_mode(digits):
     assert torch.equal(out, rt.predict(model, digits.x[:10]))  # eval mode inside: dropout off
     ev = rt.evaluate(model, digits.subset(range(10)))
     assert set(ev) == {"loss", "accuracy"} and model.training
+
+
+def test_fit_regression_and_cut_graph(digits):
+    x = digits.x.flatten(1)[:64]
+    target = x.mean(1, keepdim=True)
+    model = nn.Linear(256, 1)
+    hist = rt.fit(model, (x, target), (x, target), epochs=3, loss_fn=nn.functional.mse_loss, progress=False, device="cpu")
+    assert "train_acc" not in hist.last and "val_acc" not in hist.last and "val_loss" in hist.last
+    hard = lambda out, y: nn.functional.mse_loss((out > 0.5).float(), y)  # noqa: E731
+    with pytest.raises(ValueError, match="the loss does not require grad, so nothing can train"):
+        rt.fit(model, (x, target), epochs=1, loss_fn=hard, progress=False, device="cpu")
