@@ -8,7 +8,7 @@ One import gives the fixed names the notebooks use::
     history = rt.fit(model, train, test, epochs=5)
 
 Modules by concept: :mod:`~retune_lib.data`, :mod:`~retune_lib.models`, :mod:`~retune_lib.training`,
-:mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
+:mod:`~retune_lib.heads`, :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
 :mod:`~retune_lib.plots`, :mod:`~retune_lib.cache`, :mod:`~retune_lib.checks`, :mod:`~retune_lib.runner`.
 """
 
@@ -25,6 +25,16 @@ from .checks import (
 )
 from .data import DATASETS, IMAGE_SIZE, SOURCE_CLASSES, ImageSet, load_dataset, load_digits, load_mnist, render_glyphs
 from .gradients import GradientReport, gradient_flow
+from .heads import (
+    count_trainable,
+    features,
+    find_head,
+    freeze,
+    recalibrate_bn,
+    replace_head,
+    trainable_summary,
+    unfreeze,
+)
 from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_base, resnet18
 from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, straight_through
 from .plots import plot_confusion, plot_curves, plot_history, show_images

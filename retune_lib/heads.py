@@ -1,0 +1,312 @@
+"""Head surgery: find a model's classifier, replace it, freeze what should not move (lesson 02).
+
+Works on :class:`~retune_lib.models.SmallResNet`, on torchvision's classification models (ResNet
+``fc``; MobileNet, EfficientNet, DenseNet, VGG, ConvNeXt ``classifier``; ViT ``heads.head``) and on
+your own modules (an attribute named ``fc``/``classifier``/``head``/``heads``, or the last
+``nn.Linear``), or wherever an explicit dotted name points.
+
+>>> from retune_lib.models import SmallResNet
+>>> model = SmallResNet(69)
+>>> find_head(model)
+('fc', Linear(in_features=256, out_features=69, bias=True))
+>>> freeze(model); new = replace_head(model, 10)
+>>> count_trainable(model) == 256 * 10 + 10
+True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .checks import check_choice, check_positive_int
+
+__all__ = [
+    "HEAD_NAMES",
+    "BN_POLICIES",
+    "find_head",
+    "replace_head",
+    "freeze",
+    "unfreeze",
+    "recalibrate_bn",
+    "count_trainable",
+    "trainable_summary",
+    "features",
+    "EvalBatchNorm2d",
+]
+
+HEAD_NAMES = ("fc", "classifier", "head", "heads")
+BN_POLICIES = ("eval", "train")
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+
+
+def _linear_names(model: nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+
+def _get(model: nn.Module, name: str) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        cands = _linear_names(model)
+        raise ValueError(
+            f"the model has no submodule {name!r}; its linear layers are: {', '.join(cands) or 'none'}"
+        ) from None
+
+
+def find_head(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
+    """``(dotted_name, module)`` of the classifier: ``name`` if given, else the first of
+    ``fc``, ``classifier``, ``head``, ``heads`` (its last ``nn.Linear`` if it is a container), else the
+    model's last ``nn.Linear``.
+
+    >>> find_head(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))[0]
+    '3'
+    """
+    _check_model(model)
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a dotted module name such as 'fc' or 'classifier.3', got {name!r}")
+        return name, _get(model, name)
+    for attr in HEAD_NAMES:
+        mod = getattr(model, attr, None)
+        if isinstance(mod, nn.Linear):
+            return attr, mod
+        if isinstance(mod, nn.Module):
+            inner = _linear_names(mod)
+            if inner:
+                full = f"{attr}.{inner[-1]}"
+                return full, model.get_submodule(full)
+    linears = _linear_names(model)
+    if not linears:
+        raise ValueError(
+            f"no classifier found in {type(model).__name__}: it has no nn.Linear and no attribute named "
+            f"{', '.join(HEAD_NAMES)}; pass name='...' with the dotted name of the layer to replace"
+        )
+    return linears[-1], model.get_submodule(linears[-1])
+
+
+def _set(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, leaf = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    if isinstance(parent, (nn.Sequential, nn.ModuleList)) and leaf.isdigit():
+        parent[int(leaf)] = new
+    else:
+        setattr(parent, leaf, new)
+
+
+def replace_head(model: nn.Module, new: int | nn.Module, name: str | None = None, bias: bool = True) -> nn.Module:
+    """Swap the classifier for ``nn.Linear(in_features, new)`` (or for the module ``new``); return it.
+
+    The new layer is created on the old one's device and dtype and is trainable. Build the optimizer
+    *after* this call: one built before still holds the old layer's parameters.
+
+    >>> from torchvision.models import mobilenet_v3_small
+    >>> m = mobilenet_v3_small(weights=None)
+    >>> replace_head(m, 5); find_head(m)[0]
+    Linear(in_features=1024, out_features=5, bias=True)
+    'classifier.3'
+    """
+    head_name, old = find_head(model, name)
+    if isinstance(new, nn.Module):
+        layer = new
+    else:
+        if isinstance(new, bool) or not isinstance(new, int) or new < 1:
+            raise ValueError(f"the new head needs a positive number of output classes, got {new!r}")
+        if not isinstance(old, nn.Linear):
+            raise ValueError(
+                f"{head_name!r} is a {type(old).__name__}, not nn.Linear: pass the replacement module itself, "
+                f"e.g. replace_head(model, nn.Linear(features, {new}), name={head_name!r})"
+            )
+        layer = nn.Linear(old.in_features, new, bias=bias)
+    ref = next(old.parameters(), None)
+    if ref is not None:
+        layer = layer.to(device=ref.device, dtype=ref.dtype)
+    _set(model, head_name, layer)
+    return layer
+
+
+def _select(model: nn.Module, modules) -> list[tuple[str, nn.Module]]:
+    """Resolve ``modules`` (None = whole model; names, glob patterns or modules) to named submodules."""
+    if modules is None:
+        return [("", model)]
+    if isinstance(modules, (str, nn.Module)):
+        modules = [modules]
+    named = dict(model.named_modules())
+    ids = {id(m): n for n, m in named.items()}
+    out = []
+    for item in modules:
+        if isinstance(item, nn.Module):
+            if id(item) not in ids:
+                raise ValueError(f"the {type(item).__name__} passed is not a submodule of this model")
+            out.append((ids[id(item)], item))
+        elif isinstance(item, str):
+            hits = [(n, m) for n, m in named.items() if n and (n == item or fnmatch.fnmatchcase(n, item))]
+            if not hits:
+                top = [n for n, _ in model.named_children()]
+                raise ValueError(f"no module matches {item!r}; the model's top-level modules are: {', '.join(top)}")
+            out.extend(hits)
+        else:
+            raise TypeError(f"modules must be names, glob patterns or nn.Modules, got {type(item).__name__}")
+    return out
+
+
+class _StaysInEval:
+    """Mixin for a frozen batch-norm layer: ``train()`` leaves it in eval mode (statistics held)."""
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+
+class EvalBatchNorm1d(_StaysInEval, nn.BatchNorm1d):
+    """A ``BatchNorm1d`` frozen by :func:`freeze`: same parameters and state dict, always in eval mode."""
+
+
+class EvalBatchNorm2d(_StaysInEval, nn.BatchNorm2d):
+    """A ``BatchNorm2d`` frozen by :func:`freeze`: same parameters and state dict, always in eval mode."""
+
+
+class EvalBatchNorm3d(_StaysInEval, nn.BatchNorm3d):
+    """A ``BatchNorm3d`` frozen by :func:`freeze`: same parameters and state dict, always in eval mode."""
+
+
+_EVAL_OF = {nn.BatchNorm1d: EvalBatchNorm1d, nn.BatchNorm2d: EvalBatchNorm2d, nn.BatchNorm3d: EvalBatchNorm3d}
+_PLAIN_OF = {v: k for k, v in _EVAL_OF.items()}
+
+
+def _set_bn_policy(module: nn.Module, frozen: bool) -> None:
+    for m in module.modules():
+        if frozen and type(m) in _EVAL_OF:
+            m.__class__ = _EVAL_OF[type(m)]
+            m.eval()
+        elif not frozen and type(m) in _PLAIN_OF:
+            m.__class__ = _PLAIN_OF[type(m)]
+            m.train(module.training)
+
+
+def freeze(model: nn.Module, modules=None, bn: str = "eval") -> nn.Module:
+    """Stop gradients for ``modules`` (default: the whole model) and choose what batch norm does.
+
+    ``modules``: names (``"layer1"``), glob patterns (``"layer[12]*"``), or submodules.
+    ``bn="eval"`` (default) keeps their batch-norm layers in eval mode — running statistics frozen —
+    even across later ``model.train()`` calls (they become :class:`EvalBatchNorm2d`, same state dict).
+    ``bn="train"`` leaves batch norm alone: in train mode its running statistics keep adapting to the
+    new data (``requires_grad=False`` never stops that).
+
+    >>> m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    >>> freeze(m).train()[1].training
+    False
+    """
+    _check_model(model)
+    check_choice("bn", bn, BN_POLICIES)
+    for _, mod in _select(model, modules):
+        mod.requires_grad_(False)
+        _set_bn_policy(mod, frozen=bn == "eval")
+    return model
+
+
+def unfreeze(model: nn.Module, modules=None) -> nn.Module:
+    """Make ``modules`` (default: all) trainable again and release their batch norm to follow ``train()``."""
+    _check_model(model)
+    for _, mod in _select(model, modules):
+        mod.requires_grad_(True)
+        _set_bn_policy(mod, frozen=False)
+    return model
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, data, batch_size: int = 256, device=None) -> nn.Module:
+    """Re-estimate every batch-norm layer's running statistics on ``data`` (AdaBN); weights untouched.
+
+    Statistics are reset and averaged over all of ``data`` (``momentum=None``) in one pass; the model
+    comes back in eval mode.
+    """
+    from .training import _batches, _model_device, select_device
+
+    _check_model(model)
+    check_positive_int(batch_size=batch_size)
+    dev = _model_device(model) if device is None else select_device(device)
+    bns = [m for m in model.modules() if isinstance(m, _BN)]
+    if not bns:
+        raise ValueError("the model has no batch-norm layers to recalibrate")
+    saved = [(m.momentum, type(m)) for m in bns]
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.__class__ = _PLAIN_OF.get(type(m), type(m))
+        m.train()
+    try:
+        for xb, _ in _batches(data, batch_size, False, None, dev):
+            model(xb)
+    finally:
+        for m, (momentum, cls) in zip(bns, saved):
+            m.momentum = momentum
+            m.__class__ = cls
+        model.eval()
+    return model
+
+
+def count_trainable(model: nn.Module) -> int:
+    """Number of parameters with ``requires_grad=True``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class _Summary(list):
+    def __str__(self) -> str:
+        rows = [("module", "trainable", "total", "batch norm")] + [
+            (n, f"{t:,}", f"{a:,}", bn) for n, t, a, bn in self
+        ]
+        w = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join(
+            f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]}".rstrip() for r in rows
+        )
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+
+def trainable_summary(model: nn.Module) -> _Summary:
+    """Rows of (top-level module, trainable params, total params, batch-norm state); prints as a table.
+
+    The batch-norm column says ``frozen (eval)`` when the layers' statistics are held,
+    ``adapting`` when they follow ``train()``, ``-`` when there are none.
+    """
+    _check_model(model)
+    rows = _Summary()
+    for name, mod in list(model.named_children()) + [("total", model)]:
+        total = sum(p.numel() for p in mod.parameters())
+        bns = [m for m in mod.modules() if isinstance(m, _BN)]
+        held = [type(m) in _PLAIN_OF for m in bns]
+        bn = "-" if not bns else "frozen (eval)" if all(held) else "adapting" if not any(held) else "mixed"
+        rows.append((name, count_trainable(mod), total, bn))
+    return rows
+
+
+@torch.no_grad()
+def features(model: nn.Module, data, batch_size: int = 512, device=None, head: str | None = None) -> torch.Tensor:
+    """The inputs the classifier sees — the body's output — for every example, computed once (eval mode).
+
+    Works on any model :func:`find_head` understands, by running it with the head swapped for
+    ``nn.Identity`` (restored afterwards). Train a new head on these instead of re-running a frozen body
+    at every step.
+
+    >>> from retune_lib.models import SmallResNet
+    >>> features(SmallResNet(10), torch.zeros(4, 1, 16, 16)).shape
+    torch.Size([4, 256])
+    """
+    from .training import predict
+
+    head_name, old = find_head(model, head)
+    _set(model, head_name, nn.Identity())
+    try:
+        return predict(model, data, batch_size=batch_size, device=device)
+    finally:
+        _set(model, head_name, old)
