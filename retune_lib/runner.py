@@ -31,6 +31,7 @@ from typing import Any
 __all__ = ["METRICS_MIME", "record_metrics", "read_metrics", "notebook_paths", "run_notebook", "run_all", "main"]
 
 METRICS_MIME = "application/vnd.retune.metrics+json"
+CELL_TIMEOUT_S = 600  # a cell that runs longer is stuck: fail the notebook instead of hanging the run
 
 
 def _fmt(v: Any) -> str:
@@ -45,10 +46,11 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
-def record_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+def record_metrics(metrics: Mapping[str, Any]) -> None:
     """Record a notebook's key numbers (machine-readable for the runner and tests) and print them.
 
-    Values must be numbers, strings or booleans; non-finite numbers are refused.
+    Values must be numbers, strings or booleans; non-finite numbers are refused. Returns nothing, so a
+    notebook's last line can call it without echoing the dict.
     """
     if not isinstance(metrics, Mapping) or not metrics:
         raise ValueError("record_metrics needs a non-empty dict of name -> value")
@@ -70,11 +72,11 @@ def record_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
         if get_ipython() is not None:
             display({METRICS_MIME: clean, "text/plain": text}, raw=True)
-            return clean
+            return None
     except ImportError:
         pass
     print(text)
-    return clean
+    return None
 
 
 def read_metrics(notebook: str | pathlib.Path | Any) -> dict[str, Any]:
@@ -139,7 +141,7 @@ def run_notebook(
     try:
         pm.execute_notebook(
             str(path), str(out), parameters=dict(parameters or {}), cwd=str(path.parent),
-            progress_bar=progress, kernel_name="python3",
+            progress_bar=progress, kernel_name="python3", execution_timeout=CELL_TIMEOUT_S,
         )
         status, error = "ok", ""
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error

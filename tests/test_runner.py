@@ -2,15 +2,15 @@ import json
 
 import nbformat
 import pytest
+import torch
 
 import retune_lib as rt
 from retune_lib import runner
 
 
 def test_record_metrics_validates(capsys):
-    out = rt.record_metrics({"acc": 0.5, "name": "x", "n": 3})
-    assert out == {"acc": 0.5, "name": "x", "n": 3}
-    assert "acc" in capsys.readouterr().out
+    assert rt.record_metrics({"acc": 0.5, "name": "x", "n": 3, "t": torch.tensor(2.0)}) is None
+    assert capsys.readouterr().out.split() == ["metric", "value", "acc", "0.5000", "name", "x", "n", "3", "t", "2.0000"]
     with pytest.raises(ValueError, match="non-finite"):
         rt.record_metrics({"loss": float("nan")})
     with pytest.raises(TypeError, match="must be a number, string or bool"):
