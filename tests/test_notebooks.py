@@ -49,8 +49,16 @@ def test_parameters_cell(path):
     assert "check" in after.source or "select_device" in after.source, "the next cell validates the parameters"
 
 
+@pytest.fixture(scope="module")
+def warm_base():
+    """Build (or load) the pretrained base once, so a notebook's wall time is its own, not the one-off build."""
+    import retune_lib as rt
+
+    return rt.load_base("cpu", progress=False)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
-def test_papermill_other_seed(path, tmp_path):
+def test_papermill_other_seed(path, tmp_path, warm_base):
     nb = nbformat.read(path, as_version=4)
     params = {"seed": 1, **nb.metadata.get("retune", {}).get("test_parameters", {})}
     run = runner.run_notebook(path, tmp_path, params)
