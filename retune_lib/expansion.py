@@ -1,7 +1,8 @@
 """Class expansion: grow or split a trained classifier's outputs, keep the optimizer's state (lesson 03).
 
-* :func:`expand_classes` — append ``n_new`` output rows; the old rows are copied, so the old classes'
-  logits are bit-identical before any training.
+* :func:`expand_classes` — append ``n_new`` output rows; the old rows are copied bit for bit, so the old
+  classes' logits are unchanged before any training (to the last float bit: a wider matrix product may add
+  the same terms in another order; predictions are identical).
 * :func:`split_class` — replace one class by children that all start as copies of the parent's row.
 * :func:`swap_parameters` — point an existing optimizer at the new Parameters, carrying their state
   (Adam's moments) for the rows that existed before.
@@ -9,10 +10,9 @@
 
 >>> from retune_lib.models import SmallResNet
 >>> model = SmallResNet(8)
->>> x = torch.zeros(2, 1, 16, 16)
->>> before = model.eval()(x)
+>>> old_rows = model.fc.weight.detach().clone()
 >>> new = expand_classes(model, 2)
->>> torch.equal(model(x)[:, :8], before), new.out_features
+>>> torch.equal(new.weight[:8], old_rows), new.out_features
 (True, 10)
 """
 
@@ -152,6 +152,11 @@ def lwf_loss(new_logits: torch.Tensor, old_logits: torch.Tensor, temperature: fl
     if new_logits.dim() != 2 or old_logits.dim() != 2 or len(new_logits) != len(old_logits):
         raise ValueError(
             f"lwf_loss expects N x C logits for both, got {tuple(new_logits.shape)} and {tuple(old_logits.shape)}"
+        )
+    if new_logits.device != old_logits.device or new_logits.dtype != old_logits.dtype:
+        raise ValueError(
+            f"new and old logits differ in device or dtype ({new_logits.device}/{new_logits.dtype} vs "
+            f"{old_logits.device}/{old_logits.dtype}); compute the old model's logits on the same device"
         )
     c = old_logits.shape[1]
     if new_logits.shape[1] < c:

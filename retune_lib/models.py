@@ -16,15 +16,18 @@ and cached (atomically written, validated on load; see :mod:`retune_lib.cache`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pathlib
+import random
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
@@ -113,6 +116,20 @@ def base_path(recipe: PretrainRecipe | None = None) -> pathlib.Path:
     return cache_dir() / f"base-{recipe.key()}.pt"
 
 
+@contextlib.contextmanager
+def _untouched_global_rng():
+    """Restore Python's, NumPy's and torch's global generators afterwards, so that building the base on a
+    first run leaves a notebook's random draws exactly as loading it from the cache does."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
 def build_base(
     recipe: PretrainRecipe | None = None, device: str | torch.device = "auto", progress: bool = True
 ) -> tuple[SmallResNet, dict[str, Any]]:
@@ -121,11 +138,18 @@ def build_base(
     One-cycle AdamW with label smoothing over freshly rendered glyphs, validated on a separately
     seeded rendering. ``info`` holds the source accuracy and the build time.
     """
-    from .data import SOURCE_CLASSES, render_glyphs
-    from .training import evaluate, fit, make_optimizer, select_device
+    from .training import select_device
 
     recipe = recipe or PretrainRecipe()
     dev = select_device(device)
+    with _untouched_global_rng():
+        return _build(recipe, dev, progress)
+
+
+def _build(recipe: PretrainRecipe, dev: torch.device, progress: bool) -> tuple[SmallResNet, dict[str, Any]]:
+    from .data import SOURCE_CLASSES, render_glyphs
+    from .training import evaluate, fit, make_optimizer
+
     t0 = time.perf_counter()
     train = render_glyphs(recipe.n_glyphs, seed=recipe.seed, distortion=recipe.distortion)
     val = render_glyphs(5_000, seed=recipe.seed + 10_000, distortion=recipe.distortion)
@@ -179,7 +203,8 @@ def load_base(
             payload = load_checked(path)
             if payload.get("recipe") != recipe.key():
                 raise CacheError(f"cached file {path} was built by another recipe")
-            model = SmallResNet(len(SOURCE_CLASSES), widths=recipe.widths)
+            with _untouched_global_rng():  # the random init is overwritten; do not advance the caller's RNG
+                model = SmallResNet(len(SOURCE_CLASSES), widths=recipe.widths)
             try:
                 model.load_state_dict(payload["state_dict"])
             except (RuntimeError, KeyError, TypeError) as e:

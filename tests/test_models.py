@@ -1,3 +1,6 @@
+import random
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -50,8 +53,14 @@ def test_resnet18_imagenet_offline_from_planted_file(tmp_path, monkeypatch):
 
 def test_load_base_builds_caches_and_reloads(tmp_path, monkeypatch):
     monkeypatch.setenv("RETUNE_CACHE", str(tmp_path))
+    rt.seed_everything(5)
     first = rt.load_base("cpu", recipe=TINY, progress=False)
+    after_build = (random.random(), np.random.rand(), torch.rand(1).item())
     assert first.info["built_now"] and not first.training
+    rt.seed_everything(5)
+    rt.load_base("cpu", recipe=TINY, progress=False)
+    # building consumed no global random numbers: the caller's next draws are the same as after a load
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == after_build
     assert rt.base_path(TINY).exists() and first.fc.out_features == len(rt.SOURCE_CLASSES)
     second = rt.load_base("cpu", recipe=TINY, progress=False)
     assert "built_now" not in second.info and second.info["load_seconds"] < first.info["load_seconds"]

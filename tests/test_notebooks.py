@@ -15,6 +15,7 @@ from retune_lib import runner
 WALL_TIME_CAP_S = 300  # generous: the target is 60 s here; this only catches a runaway notebook
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 ids = [p.stem for p in NOTEBOOKS]
+SEED1_METRICS = {}  # filled by test_papermill_other_seed, compared by test_same_seed_same_numbers
 
 
 def test_there_are_notebooks():
@@ -47,6 +48,7 @@ def test_parameters_cell(path):
         )
     after = nb.cells[nb.cells.index(tagged[0]) + 1]
     assert "check" in after.source or "select_device" in after.source, "the next cell validates the parameters"
+    assert "rt.seed_everything(seed)" in after.source, "the next cell seeds everything, so a run is reproducible"
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,7 @@ def test_papermill_other_seed(path, tmp_path, warm_base):
     run = runner.run_notebook(path, tmp_path, params)
     WALL_TIMES[path.stem] = run.seconds
     assert run.status == "ok", run.error
+    SEED1_METRICS[path.stem] = run.metrics
     assert run.metrics, "the notebook must record its key metrics with rt.record_metrics"
     for key, value in run.metrics.items():
         if isinstance(value, float):
@@ -78,3 +81,25 @@ def test_bad_parameter_is_one_clear_line(path, tmp_path):
     run = runner.run_notebook(path, tmp_path, {"device": "gpu"})
     assert run.status == "failed"
     assert run.error == "ValueError: device='gpu' is not supported; allowed: 'auto', 'cpu', 'cuda', 'mps'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_same_seed_same_numbers(path, tmp_path, warm_base):
+    """Two fresh kernels, same parameters: every recorded number identical (CPU; cuDNN may pick
+    nondeterministic kernels, so on a GPU machine the promise is only 'same within noise')."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("bitwise reproducibility is checked on CPU")
+    nb = nbformat.read(path, as_version=4)
+    params = {"seed": 1, **nb.metadata.get("retune", {}).get("test_parameters", {})}
+    if path.stem not in SEED1_METRICS:
+        first = runner.run_notebook(path, tmp_path / "first", params)
+        assert first.status == "ok", first.error
+        SEED1_METRICS[path.stem] = first.metrics
+    again = runner.run_notebook(path, tmp_path / "again", params)
+    assert again.status == "ok", again.error
+    def numbers(metrics):  # timings (``*_seconds``, ``*speedup*``) are measurements of the machine, not results
+        return {k: v for k, v in metrics.items() if not (k.endswith("_seconds") or "speedup" in k)}
+
+    assert numbers(again.metrics) == numbers(SEED1_METRICS[path.stem])
