@@ -9,7 +9,7 @@ your own modules (an attribute named ``fc``/``classifier``/``head``/``heads``, o
 >>> model = SmallResNet(69)
 >>> find_head(model)
 ('fc', Linear(in_features=256, out_features=69, bias=True))
->>> freeze(model); new = replace_head(model, 10)
+>>> _ = freeze(model); new = replace_head(model, 10)
 >>> count_trainable(model) == 256 * 10 + 10
 True
 """

@@ -187,7 +187,7 @@ def load_base(
     build and load times) and ``model.classes`` (the source labels, :data:`~retune_lib.data.SOURCE_CLASSES`).
 
     >>> base = load_base(device="cpu", progress=False)  # doctest: +SKIP
-    >>> base.fc.out_features
+    >>> base.fc.out_features  # doctest: +SKIP
     69
     """
     from .data import SOURCE_CLASSES

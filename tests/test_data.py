@@ -116,3 +116,21 @@ def test_mnist_family_offline_from_planted_files(tmp_path, which, folder):
 def test_mnist_missing_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="mnist is not under .* pass download=True .* dataset='digits'"):
         rt.load_mnist(tmp_path, "mnist")
+
+
+def test_rotate_matches_torchvision_per_image(digits):
+    import torchvision.transforms.v2.functional as TF
+
+    x = digits.x[:4]
+    angles = torch.tensor([0.0, 30.0, -45.0, 90.0])
+    out = rt.rotate(x, angles)
+    for img, got, deg in zip(x, out, angles.tolist()):
+        ref = TF.rotate(img, deg, interpolation=TF.InterpolationMode.BILINEAR)
+        assert torch.allclose(got, ref, atol=1e-5), deg
+    assert torch.allclose(rt.rotate(x, 30.0), rt.rotate(x, torch.full((4,), 30.0)))
+    with pytest.raises(ValueError, match=r"one angle per image \(4\) or a single angle"):
+        rt.rotate(x, torch.zeros(3))
+    with pytest.raises(ValueError, match="float N x C x H x W"):
+        rt.rotate(x[0], 10.0)
+    with pytest.raises(ValueError, match="angles must be finite"):
+        rt.rotate(x, float("nan"))
