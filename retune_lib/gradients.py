@@ -2,6 +2,7 @@
 
 >>> import torch
 >>> from torch import nn
+>>> _ = torch.manual_seed(0)
 >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
 >>> report = gradient_flow(model, lambda: model(torch.ones(2, 3)).sum())
 >>> report.all_receive

@@ -1,0 +1,128 @@
+"""Layer-wise unfreezing: layer groups, discriminative learning rates, ``freeze_to`` (lesson 05).
+
+* :func:`layer_groups` — the model's parameter-holding blocks in order, input to output (for ResNets:
+  ``stem`` = conv1+bn1, ``layer1`` .. ``layer4``, ``fc``).
+* :func:`discriminative_lr` — optimizer parameter groups whose learning rate shrinks by ``decay`` per
+  group below the head (ULMFiT divides by 2.6). Every group is in the optimizer from the start, frozen
+  or not, so unfreezing later needs no ``add_param_group`` and keeps schedulers intact.
+* :func:`freeze_to` — freeze the groups before ``n``, make the rest trainable (fastai's ``freeze_to``);
+  :func:`gradual_unfreeze` picks ``n`` from the epoch: one more group from the top every ``every`` epochs.
+
+>>> from retune_lib.models import SmallResNet
+>>> [name for name, _ in layer_groups(SmallResNet(10))]
+['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'fc']
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from .checks import check_positive_float, check_positive_int
+from .heads import find_head, freeze, unfreeze
+
+__all__ = ["layer_groups", "discriminative_lr", "freeze_to", "gradual_unfreeze"]
+
+_STEM = ("conv1", "bn1")
+
+
+def _owns_parameters(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def layer_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
+    """``[(group_name, [module names])]`` from input to output; the classifier is the last group.
+
+    Top-level children that hold parameters, each a group, with a ResNet's ``conv1``/``bn1`` merged into
+    ``stem``. A model that is a feature ``Sequential`` plus a classifier (MobileNet, EfficientNet, VGG)
+    is split into the feature blocks instead.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    head_name, _ = find_head(model)
+    head_top = head_name.split(".")[0]
+    groups: list[tuple[str, list[str]]] = []
+    for name, child in model.named_children():
+        if not _owns_parameters(child) or name == head_top:
+            continue
+        if name in _STEM:
+            if groups and groups[-1][0] == "stem":
+                groups[-1][1].append(name)
+            else:
+                groups.append(("stem", [name]))
+        else:
+            groups.append((name, [name]))
+    if len(groups) == 1 and isinstance(model.get_submodule(groups[0][0]), nn.Sequential):
+        body = groups[0][0]
+        groups = [(f"{body}.{i}", [f"{body}.{i}"]) for i, blk in model.get_submodule(body).named_children()
+                  if _owns_parameters(blk)]
+    if not groups:
+        raise ValueError("the model has no parameter-holding blocks apart from its classifier")
+    groups.append((head_top, [head_top]))
+    return groups
+
+
+def discriminative_lr(model: nn.Module, lr: float, decay: float = 2.6, weight_decay: float = 0.0) -> list[dict]:
+    """Parameter groups for a torch optimizer: the head at ``lr``, each group below at ``1/decay`` of the one above.
+
+    All parameters are included, frozen ones too: an optimizer skips parameters whose ``.grad`` is None,
+    so they stay put until unfrozen, and unfreezing needs no ``add_param_group``.
+
+    >>> from retune_lib.models import SmallResNet
+    >>> groups = discriminative_lr(SmallResNet(10), lr=1e-3, decay=10)
+    >>> [(g["name"], g["lr"]) for g in groups[-2:]]
+    [('layer4', 0.0001), ('fc', 0.001)]
+    """
+    lr = check_positive_float(lr=lr)
+    decay = check_positive_float(decay=decay)
+    if decay < 1:
+        raise ValueError(f"decay must be >= 1 (1 = the same rate everywhere), got {decay}")
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    groups = layer_groups(model)
+    out = []
+    for depth, (name, modules) in enumerate(reversed(groups)):
+        params = [p for m in modules for p in model.get_submodule(m).parameters()]
+        out.append({"params": params, "lr": lr / decay**depth, "weight_decay": weight_decay, "name": name})
+    return out[::-1]
+
+
+def freeze_to(model: nn.Module, n: int, bn: str = "eval") -> list[str]:
+    """Freeze the first ``n`` layer groups and make the others trainable; return the trainable groups' names.
+
+    Negative ``n`` counts from the end: ``freeze_to(model, -1)`` trains only the head, ``0`` everything.
+
+    >>> from retune_lib.models import SmallResNet
+    >>> freeze_to(SmallResNet(10), -2)
+    ['layer4', 'fc']
+    """
+    groups = layer_groups(model)
+    if isinstance(n, bool) or not isinstance(n, int) or not -len(groups) <= n <= len(groups):
+        raise ValueError(f"n must be an integer from {-len(groups)} to {len(groups)} (the model has {len(groups)} groups), got {n!r}")
+    if n < 0:
+        n += len(groups)
+    frozen = [m for _, mods in groups[:n] for m in mods]
+    thawed = [m for _, mods in groups[n:] for m in mods]
+    if frozen:
+        freeze(model, frozen, bn=bn)
+    if thawed:
+        unfreeze(model, thawed)
+    return [name for name, _ in groups[n:]]
+
+
+def gradual_unfreeze(model: nn.Module, epoch: int, every: int = 1, bn: str = "eval") -> list[str]:
+    """Unfreeze from the top, one group per ``every`` epochs: epoch 0 trains the head only.
+
+    Call it at the start of each epoch; returns the trainable groups' names.
+
+    >>> from retune_lib.models import SmallResNet
+    >>> m = SmallResNet(10)
+    >>> gradual_unfreeze(m, 0), gradual_unfreeze(m, 2)
+    (['fc'], ['layer3', 'layer4', 'fc'])
+    """
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+    every = check_positive_int(every=every)
+    n_groups = len(layer_groups(model))
+    return freeze_to(model, max(0, n_groups - 1 - epoch // every), bn=bn)
