@@ -8,7 +8,7 @@ One import gives the fixed names the notebooks use::
     history = rt.fit(model, train, test, epochs=5)
 
 Modules by concept: :mod:`~retune_lib.data`, :mod:`~retune_lib.models`, :mod:`~retune_lib.training`,
-:mod:`~retune_lib.heads`, :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`, :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
+:mod:`~retune_lib.heads`, :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`, :mod:`~retune_lib.distillation`, :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
 :mod:`~retune_lib.plots`, :mod:`~retune_lib.cache`, :mod:`~retune_lib.checks`, :mod:`~retune_lib.runner`.
 """
 
@@ -24,6 +24,7 @@ from .checks import (
     check_positive_int,
 )
 from .data import DATASETS, IMAGE_SIZE, SOURCE_CLASSES, ImageSet, load_dataset, load_digits, load_mnist, render_glyphs, rotate
+from .distillation import kd_loss, map_logits
 from .expansion import expand_classes, lwf_loss, split_class, swap_parameters
 from .gradients import GradientReport, gradient_flow
 from .losses import (
