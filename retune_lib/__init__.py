@@ -49,7 +49,7 @@ from .heads import (
 )
 from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_base, resnet18
 from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, straight_through
-from .plots import plot_confusion, plot_curves, plot_history, show_images
+from .plots import plot_confusion, plot_curves, plot_history, plot_per_class, show_images
 from .runner import read_metrics, record_metrics
 from .unfreezing import discriminative_lr, freeze_to, gradual_unfreeze, layer_groups
 from .training import (

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["plot_history", "show_images", "plot_confusion", "plot_curves"]
+__all__ = ["plot_history", "show_images", "plot_confusion", "plot_curves", "plot_per_class"]
 
 
 def plot_history(history, title: str = "Training history"):
@@ -99,5 +99,41 @@ def plot_curves(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class(
+    values: Mapping[str, Sequence[float]], ylabel: str, title: str, divider: float | None = None,
+    xlabel: str = "class", class_names: Sequence[str] | None = None, ylim: tuple[float, float] | None = None, ax=None,
+):
+    """Grouped bars: one group per class, one bar per named run (e.g. per-class accuracy by method).
+
+    ``divider`` draws a dashed line before that class index (e.g. between old and new classes).
+
+    >>> fig = plot_per_class({"a": [0.9, 0.5], "b": [0.8, 0.7]}, "accuracy", "two runs", divider=1)
+    """
+    if not values:
+        raise ValueError("values is empty: pass {run name: [one value per class]}")
+    n = {len(v) for v in values.values()}
+    if len(n) != 1:
+        raise ValueError(f"every run needs one value per class; got lengths {sorted(n)}")
+    n_classes = n.pop()
+    names = list(class_names) if class_names is not None else [str(c) for c in range(n_classes)]
+    if len(names) != n_classes:
+        raise ValueError(f"{len(names)} class names for {n_classes} classes")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 3.8))
+    else:
+        fig = ax.figure
+    width = 0.8 / len(values)
+    for i, (run, ys) in enumerate(values.items()):
+        ax.bar([c + (i - (len(values) - 1) / 2) * width for c in range(n_classes)], list(ys), width, label=run)
+    if divider is not None:
+        ax.axvline(divider - 0.5, color="k", lw=0.8, ls="--")
+    ax.set(xticks=range(n_classes), xticklabels=names, xlabel=xlabel, ylabel=ylabel, title=title)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8, ncol=min(len(values), 3), loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     return fig
