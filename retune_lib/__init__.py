@@ -9,7 +9,7 @@ One import gives the fixed names the notebooks use::
 
 Modules by concept: :mod:`~retune_lib.data`, :mod:`~retune_lib.models`, :mod:`~retune_lib.training`,
 :mod:`~retune_lib.heads`, :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`, :mod:`~retune_lib.distillation`, :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
-:mod:`~retune_lib.plots`, :mod:`~retune_lib.cache`, :mod:`~retune_lib.checks`, :mod:`~retune_lib.runner`.
+:mod:`~retune_lib.trials`, :mod:`~retune_lib.plots`, :mod:`~retune_lib.cache`, :mod:`~retune_lib.checks`, :mod:`~retune_lib.runner`.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_bas
 from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, straight_through
 from .plots import plot_confusion, plot_curves, plot_history, plot_per_class, show_images
 from .runner import read_metrics, record_metrics
+from .trials import ClaimFailed, Comparison, Trials, claim, compare, read_claims, run_trials, trial_seeds, trials_table
 from .unfreezing import discriminative_lr, freeze_to, gradual_unfreeze, layer_groups
 from .training import (
     DEVICES,

@@ -82,7 +82,16 @@ def plot_curves(
     xs: Sequence[float], curves: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, title: str,
     logx: bool = False, ax=None,
 ):
-    """Several named curves over the same x values (e.g. accuracy against labels per class)."""
+    """Several named curves over the same x values (e.g. accuracy against labels per class).
+
+    A point may be a number or a :class:`~retune_lib.trials.Trials` (several seeds): then the curve
+    goes through the means, with error bars of one standard deviation, and the legend says ``± sd``.
+
+    >>> from retune_lib.trials import Trials
+    >>> fig = plot_curves([1, 2], {"a": [Trials("a", [0, 1, 2], [0.5, 0.6, 0.7]), 0.8]}, "k", "acc", "demo")
+    """
+    from .trials import Trials
+
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.8))
     else:
@@ -90,7 +99,13 @@ def plot_curves(
     for name, ys in curves.items():
         if len(ys) != len(xs):
             raise ValueError(f"curve {name!r} has {len(ys)} points for {len(xs)} x values")
-        ax.plot(xs, ys, marker="o", label=name)
+        if any(isinstance(y, Trials) for y in ys):
+            means = [y.mean if isinstance(y, Trials) else float(y) for y in ys]
+            sds = [y.sd if isinstance(y, Trials) else 0.0 for y in ys]
+            n = max(y.n for y in ys if isinstance(y, Trials))
+            ax.errorbar(xs, means, yerr=sds, marker="o", capsize=3, label=f"{name} (mean ± sd, n={n})")
+        else:
+            ax.plot(xs, ys, marker="o", label=name)
     if logx:
         ax.set_xscale("log")
         ax.set_xticks(list(xs), [str(x) for x in xs])

@@ -1,0 +1,345 @@
+"""Evidence over several seeds: trials, paired comparisons, and claims checked against their interval.
+
+One training run is one draw of the noise: the same seed gives other numbers on another machine or
+thread count, and which k examples you sampled moves accuracy by points. So a lesson runs each arm of
+a comparison on the same few seeds, compares the arms *paired* (seed by seed), and states a claim
+only when the confidence interval of the paired difference clears the margin the claim names.
+
+>>> a = Trials("soft targets", [0, 1, 2], [0.91, 0.88, 0.90])
+>>> b = Trials("hard labels", [0, 1, 2], [0.82, 0.80, 0.83])
+>>> print(a)
+0.897 ± 0.015 (3)
+>>> d = compare(a, b)
+>>> round(d.mean, 4), d.wins, d.n
+(0.08, 3, 3)
+>>> c = claim("soft targets beat hard labels by > 3 points", a, b, margin=0.03)  # doctest: +ELLIPSIS
+✓ soft targets beat hard labels by > 3 points: ...
+
+Exact facts (bit-identical weights, shapes, a gradient that is zero) keep plain ``assert``s; this
+module is for comparisons whose numbers vary from run to run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CLAIMS_MIME",
+    "ClaimFailed",
+    "Trials",
+    "Comparison",
+    "trial_seeds",
+    "run_trials",
+    "compare",
+    "claim",
+    "trials_table",
+    "read_claims",
+]
+
+CLAIMS_MIME = "application/vnd.retune.claim+json"
+MIN_SEEDS = 3  # a claim from fewer seeds is a coin toss: refuse it
+
+
+class ClaimFailed(AssertionError):
+    """A claim the evidence does not support; the message names the claim, the difference, its interval and n."""
+
+
+def _t_quantile(p: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = math.fsum(values) / n
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, sd
+
+
+def _interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
+    """Two-sided Student-t interval for the mean; a single value (or zero spread) gives a point."""
+    mean, sd = _mean_sd(values)
+    n = len(values)
+    if n < 2 or sd == 0.0:
+        return mean, mean
+    half = _t_quantile(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class Trials:
+    """One variant's metric over several seeds: ``values[i]`` was measured with ``seeds[i]``.
+
+    >>> t = Trials("head", [0, 1, 2, 3], [0.90, 0.92, 0.94, 0.96])
+    >>> round(t.mean, 3), round(t.sd, 4), t.n
+    (0.93, 0.0258, 4)
+    >>> f"{t:.2f}"
+    '0.93 ± 0.03 (4)'
+    """
+
+    name: str
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __init__(self, name: str, seeds: Iterable[int], values: Iterable[float]):
+        seeds, values = tuple(int(s) for s in seeds), tuple(float(v) for v in values)
+        if len(seeds) != len(values):
+            raise ValueError(f"trials {name!r}: {len(seeds)} seeds but {len(values)} values")
+        if not seeds:
+            raise ValueError(f"trials {name!r}: no seeds; run at least one")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"trials {name!r}: repeated seeds {list(seeds)}; each seed once")
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"trials {name!r}: non-finite values {bad}")
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "values", values)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return _mean_sd(self.values)[0]
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation (n − 1 in the denominator); 0 for one seed."""
+        return _mean_sd(self.values)[1]
+
+    def ci(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Student-t confidence interval of the mean."""
+        return _interval(self.values, confidence)
+
+    def map(self, fn: Callable[[float], float], name: str | None = None) -> Trials:
+        """A derived metric, seed by seed (e.g. an error rate from an accuracy)."""
+        return Trials(name or self.name, self.seeds, [fn(v) for v in self.values])
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".3f"
+        return f"{self.mean:{spec}} ± {self.sd:{spec}} ({self.n})"
+
+    def __str__(self) -> str:
+        return format(self)
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def trial_seeds(seed: int, n: int) -> list[int]:
+    """The ``n`` seeds a notebook run at ``seed`` uses for its trials: disjoint for different ``seed``.
+
+    >>> trial_seeds(0, 3), trial_seeds(1, 3)
+    ([0, 1, 2], [100, 101, 102])
+    """
+    from .checks import check_nonnegative_int, check_positive_int
+
+    seed, n = check_nonnegative_int(seed=seed), check_positive_int(n_seeds=n)
+    if n > 100:
+        raise ValueError(f"n_seeds must be at most 100, got {n}")
+    return [seed * 100 + i for i in range(n)]
+
+
+def run_trials(
+    fn: Callable[[int], float | Mapping[str, float]], seeds: Sequence[int], name: str = "",
+) -> Trials | dict[str, Trials]:
+    """Call ``fn(seed)`` for each seed. A float result gives one :class:`Trials`; a dict of floats
+    gives ``{metric: Trials}`` (every call must return the same keys).
+
+    >>> run_trials(lambda s: s / 10, [1, 2, 3], "x").values
+    (0.1, 0.2, 0.3)
+    >>> run_trials(lambda s: {"a": s, "b": -s}, [1, 2])["b"].values
+    (-1.0, -2.0)
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("run_trials needs at least one seed")
+    results = [fn(s) for s in seeds]
+    if all(isinstance(r, Mapping) for r in results):
+        keys = list(results[0])
+        if any(list(r) != keys for r in results):
+            raise ValueError("every call must return the same metric names")
+        return {k: Trials(f"{name}: {k}" if name else k, seeds, [float(r[k]) for r in results]) for k in keys}
+    if any(isinstance(r, Mapping) for r in results):
+        raise ValueError("fn must return a number for every seed, or a dict for every seed")
+    return Trials(name, seeds, [float(r) for r in results])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paired differences ``a − b`` seed by seed, their mean, interval and how often ``a`` came out ahead."""
+
+    a: str
+    b: str
+    seeds: tuple[int, ...]
+    diffs: tuple[float, ...]
+    confidence: float = 0.95
+
+    @property
+    def n(self) -> int:
+        return len(self.diffs)
+
+    @property
+    def mean(self) -> float:
+        return _mean_sd(self.diffs)[0]
+
+    @property
+    def sd(self) -> float:
+        return _mean_sd(self.diffs)[1]
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return _interval(self.diffs, self.confidence)
+
+    @property
+    def wins(self) -> int:
+        """Seeds on which ``a`` is strictly greater than ``b``."""
+        return sum(d > 0 for d in self.diffs)
+
+    def __str__(self) -> str:
+        lo, hi = self.ci
+        return (f"{self.a} − {self.b} = {self.mean:+.4f} [{lo:+.4f}, {hi:+.4f}] "
+                f"({self.confidence:.0%} CI), ahead on {self.wins}/{self.n} seeds")
+
+
+def _as_trials(x: Trials | float | int, seeds: Sequence[int], what: str) -> Trials:
+    if isinstance(x, Trials):
+        return x
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+        return Trials(f"{x:g}", seeds, [float(x)] * len(seeds))
+    raise TypeError(f"{what} must be Trials or a finite number, got {type(x).__name__}")
+
+
+def compare(a: Trials, b: Trials | float, confidence: float = 0.95) -> Comparison:
+    """Pair ``a`` and ``b`` on their seeds (both must hold the same seeds) and return ``a − b``.
+
+    ``b`` may be a number: the comparison is then against that constant (e.g. chance level).
+
+    >>> c = compare(Trials("a", [0, 1, 2], [3.0, 5.0, 4.0]), Trials("b", [2, 0, 1], [1.0, 1.0, 2.0]))
+    >>> c.diffs, c.mean, c.wins
+    ((2.0, 3.0, 3.0), 2.6666666666666665, 3)
+    """
+    if not isinstance(a, Trials):
+        raise TypeError(f"a must be Trials (from run_trials), got {type(a).__name__}")
+    b = _as_trials(b, a.seeds, "b")
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
+    if sorted(a.seeds) != sorted(b.seeds):
+        raise ValueError(
+            f"{a.name!r} and {b.name!r} were run on different seeds ({list(a.seeds)} vs {list(b.seeds)}): "
+            "a paired comparison needs the same seeds for both arms"
+        )
+    bv = dict(zip(b.seeds, b.values))
+    diffs = [va - bv[s] for s, va in zip(a.seeds, a.values)]
+    return Comparison(a.name, b.name, a.seeds, tuple(diffs), confidence)
+
+
+def _mode() -> str:
+    mode = os.environ.get("RETUNE_CLAIMS", "assert")
+    if mode not in ("assert", "record"):
+        raise ValueError(f"RETUNE_CLAIMS={mode!r} is not supported; allowed: 'assert', 'record'")
+    return mode
+
+
+def claim(
+    statement: str, a: Trials, b: Trials | float = 0.0, *, margin: float = 0.0, within: float | None = None,
+    confidence: float = 0.95,
+) -> Comparison:
+    """Check a comparative statement against the paired evidence, print one line, and record it.
+
+    * default: "``a`` exceeds ``b`` by more than ``margin``" holds when the lower end of the
+      confidence interval of ``a − b`` is above ``margin``. For "``a`` is below ``b``", swap them.
+    * ``within=tol``: "``a`` and ``b`` agree within ``tol``" holds when the whole interval lies in
+      ``[-tol, tol]``.
+
+    At least 3 seeds are required. A claim that fails raises :class:`ClaimFailed` naming the claim,
+    the mean difference, its interval and n (with ``RETUNE_CLAIMS=record`` in the environment it is
+    printed and recorded instead, so a claims report sees every claim of a notebook).
+
+    >>> a = Trials("a", [0, 1, 2], [0.5, 0.6, 0.7])
+    >>> claim("a is above 0.9", a, 0.9)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    retune_lib.trials.ClaimFailed: claim failed: a is above 0.9 — a − 0.9 = -0.3000 [...] (95% CI) ..., n=3
+    """
+    if not isinstance(statement, str) or not statement.strip():
+        raise ValueError("claim needs a statement: the sentence the evidence must support")
+    comp = compare(a, b, confidence)
+    if comp.n < MIN_SEEDS:
+        raise ValueError(f"claim {statement!r} rests on {comp.n} seed(s); use at least {MIN_SEEDS}")
+    lo, hi = comp.ci
+    if within is not None:
+        if isinstance(within, bool) or not isinstance(within, (int, float)) or not within > 0:
+            raise ValueError(f"within must be a number > 0, got {within!r}")
+        passed = -within < lo and hi < within
+        slack = min(lo + within, within - hi)  # how far the interval stays inside the band
+        rule = f"inside ±{within:g}"
+    else:
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
+            raise ValueError(f"margin must be a finite number, got {margin!r}")
+        passed = lo > margin
+        slack = lo - margin  # how far the interval's lower end clears the margin
+        rule = f"lower end > {margin:g}"
+    line = f"{'✓' if passed else '✗'} {statement}: {comp} — {rule}"
+    print(line)
+    _record(statement, comp, passed, slack, rule)
+    if not passed and _mode() == "assert":
+        raise ClaimFailed(
+            f"claim failed: {statement} — {comp.a} − {comp.b} = {comp.mean:+.4f} [{lo:+.4f}, {hi:+.4f}] "
+            f"({confidence:.0%} CI) needs {rule}, n={comp.n}"
+        )
+    return comp
+
+
+def _record(statement: str, comp: Comparison, passed: bool, slack: float, rule: str) -> None:
+    lo, hi = comp.ci
+    record = {"claim": statement, "passed": bool(passed), "mean": comp.mean, "lo": lo, "hi": hi, "n": comp.n,
+              "wins": comp.wins, "slack": slack, "rule": rule}
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display({CLAIMS_MIME: record}, raw=True)
+    except ImportError:  # pragma: no cover - IPython ships with the notebooks' dependencies
+        pass
+
+
+def read_claims(notebook: Any) -> list[dict]:
+    """Every claim recorded in an executed notebook (a path or an ``nbformat`` node), in order."""
+    import json
+    import pathlib
+
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4) if isinstance(notebook, (str, pathlib.Path)) else notebook
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            value = out.get("data", {}).get(CLAIMS_MIME)
+            if value is not None:
+                found.append(json.loads(value) if isinstance(value, str) else dict(value))
+    return found
+
+
+def trials_table(rows: Mapping[str, Trials], digits: int = 3, header: str = "variant") -> str:
+    """A small text table, one row per variant: ``mean ± sd (n)`` and the range over seeds.
+
+    >>> print(trials_table({"a": Trials("a", [0, 1, 2], [0.5, 0.6, 0.7])}))
+    variant  mean ± sd (n)      min    max
+    a        0.600 ± 0.100 (3)  0.500  0.700
+    """
+    if not rows:
+        raise ValueError("trials_table needs at least one row")
+    cells = [[header, "mean ± sd (n)", "min", "max"]]
+    for name, t in rows.items():
+        cells.append([str(name), format(t, f".{digits}f"), f"{min(t.values):.{digits}f}", f"{max(t.values):.{digits}f}"])
+    widths = [max(len(r[i]) for r in cells) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
