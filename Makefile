@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lab clean
+.PHONY: setup run test claims lab clean
 
 $(BIN)/retune: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ run: setup
 	$(BIN)/retune run
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/retune base
+	$(BIN)/python -m pytest --durations=10
+
+claims: setup
+	$(BIN)/retune claims --seeds 10 --threads 1 2 -j 2
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean:
 	rm -rf runs

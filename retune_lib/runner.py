@@ -9,6 +9,8 @@ Command line (installed as ``retune``)::
     retune run                          # all notebooks, default parameters, into runs/
     retune run 00 -p seed 1 -p device cuda
     retune list
+    retune base                         # build (or load) the pretrained base; one line on what it reached
+    retune claims --seeds 10 --threads 1 2 -j 2   # every notebook at 10 seeds: the claims report
 
 >>> record_metrics({"accuracy": 0.5})  # doctest: +NORMALIZE_WHITESPACE
 metric    value
@@ -28,10 +30,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["METRICS_MIME", "record_metrics", "read_metrics", "notebook_paths", "run_notebook", "run_all", "main"]
+__all__ = [
+    "METRICS_MIME", "record_metrics", "read_metrics", "notebook_paths", "notebook_parameters", "run_notebook",
+    "run_all", "main",
+]
 
 METRICS_MIME = "application/vnd.retune.metrics+json"
-CELL_TIMEOUT_S = 600  # a cell that runs longer is stuck: fail the notebook instead of hanging the run
+# A cell that runs longer than this is stuck (the slowest cell takes ~20 s at the defaults here): fail the notebook
+# naming the cell instead of hanging the run. RETUNE_CELL_TIMEOUT overrides it (seconds).
+CELL_TIMEOUT_S = 240
+
+
+def cell_timeout() -> int:
+    """The per-cell timeout in seconds: ``RETUNE_CELL_TIMEOUT`` if set, else :data:`CELL_TIMEOUT_S`."""
+    import os
+
+    raw = os.environ.get("RETUNE_CELL_TIMEOUT")
+    if raw is None:
+        return CELL_TIMEOUT_S
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"RETUNE_CELL_TIMEOUT must be a whole number of seconds >= 1, got {raw!r}")
+    return value
 
 
 def _fmt(v: Any) -> str:
@@ -106,7 +129,13 @@ def notebooks_dir() -> pathlib.Path:
 
 
 def notebook_paths(selection: Sequence[str] = ()) -> list[pathlib.Path]:
-    """The workbook's notebooks in order; ``selection`` filters by prefix or name ("00", "02_head")."""
+    """The workbook's notebooks in order; ``selection`` filters by prefix or name ("00", "02_head").
+
+    A selection that is the path of an existing ``.ipynb`` file selects that file (your own notebook).
+    """
+    files = [pathlib.Path(s) for s in selection if str(s).endswith(".ipynb") and pathlib.Path(s).is_file()]
+    if files and len(files) == len(selection):
+        return files
     paths = sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
     if not selection:
         return paths
@@ -127,26 +156,88 @@ class NotebookRun:
     error: str = ""
 
 
+def notebook_parameters(path: str | pathlib.Path) -> dict[str, Any]:
+    """The names and default values assigned in a notebook's cell tagged ``parameters``.
+
+    >>> sorted(notebook_parameters(notebook_paths(["00"])[0]))[:2]
+    ['dataset', 'device']
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        raise ValueError(f"{pathlib.Path(path).name} has no cell tagged 'parameters'")
+    found: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        found[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        found[target.id] = None
+    return found
+
+
+def check_parameter_names(path: str | pathlib.Path, parameters: Mapping[str, Any]) -> None:
+    """Refuse a parameter the notebook does not have (papermill would only log it and run the defaults)."""
+    allowed = notebook_parameters(path)
+    unknown = [k for k in parameters if k not in allowed]
+    if unknown:
+        raise ValueError(
+            f"{pathlib.Path(path).stem} has no parameter {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+
+
+def _failed_cell(out: pathlib.Path) -> str:
+    """'cell N (first line)' of the cell that raised or was still running in a papermill output notebook."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(out), as_version=4)
+    except Exception:  # noqa: BLE001 - the output may be missing or half-written
+        return ""
+    for i, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("papermill", {})
+        errored = any(o.get("output_type") == "error" for o in cell.get("outputs", []))  # a timeout interrupts it
+        if meta.get("exception") or meta.get("status") == "running" or errored:
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            return f"cell {i} ({first.strip()[:60]})"
+    return ""
+
+
 def run_notebook(
     path: str | pathlib.Path, output_dir: str | pathlib.Path = "runs", parameters: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> NotebookRun:
-    """Execute one notebook with papermill (``parameters`` injected after its ``parameters`` cell)."""
+    """Execute one notebook with papermill (``parameters`` injected after its ``parameters`` cell).
+
+    Unknown parameter names are refused before anything runs. A failed run's ``error`` is one line:
+    the exception, and for a stuck cell (over :func:`cell_timeout` seconds) the cell that hung.
+    """
     import papermill as pm
 
     path = pathlib.Path(path)
+    parameters = dict(parameters or {})
+    check_parameter_names(path, parameters)
     out = pathlib.Path(output_dir) / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
+    timeout = cell_timeout()
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(
-            str(path), str(out), parameters=dict(parameters or {}), cwd=str(path.parent),
-            progress_bar=progress, kernel_name="python3", execution_timeout=CELL_TIMEOUT_S,
+            str(path), str(out), parameters=parameters, cwd=str(path.parent),
+            progress_bar=progress, kernel_name="python3", execution_timeout=timeout,
         )
         status, error = "ok", ""
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
         status = "failed"
         error = (getattr(e, "ename", type(e).__name__) + ": " + str(getattr(e, "evalue", e))).splitlines()[0][:300]
+        if "timed out" in error.lower() or "Timeout" in error:
+            where = _failed_cell(out)
+            error = f"{path.stem}: {where or 'a cell'} ran over the {timeout} s cell timeout (stuck?)"
     seconds = time.perf_counter() - t0
     metrics = read_metrics(out) if out.exists() else {}
     return NotebookRun(path.stem, status, seconds, out, metrics, error)
@@ -157,8 +248,11 @@ def run_all(
     echo: bool = True,
 ) -> list[NotebookRun]:
     """Run the selected notebooks (all by default) in order; print one results table per notebook."""
+    paths = notebook_paths(selection)
+    for path in paths:  # refuse a misspelt parameter before anything runs
+        check_parameter_names(path, dict(parameters or {}))
     runs = []
-    for path in notebook_paths(selection):
+    for path in paths:
         if echo:
             print(f"running {path.name} ...", flush=True)
         run = run_notebook(path, output_dir, parameters)
@@ -180,6 +274,149 @@ def format_run(run: NotebookRun) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class ClaimsJob:
+    notebook: pathlib.Path
+    seed: int
+    threads: int
+    output_dir: pathlib.Path
+    status: str = "pending"
+    seconds: float = 0.0
+    error: str = ""
+    claims: list = field(default_factory=list)
+
+
+def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
+    """One notebook at one seed and thread count, in a child process (its own OMP_NUM_THREADS), claims recorded."""
+    import os
+    import subprocess
+
+    from .trials import read_claims
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(job.threads), MKL_NUM_THREADS=str(job.threads), RETUNE_CLAIMS="record")
+    cmd = [sys.executable, "-m", "retune_lib.runner", "run", str(job.notebook), "--out", str(job.output_dir),
+           "-p", "seed", str(job.seed)]
+    for k, v in parameters.items():
+        cmd += ["-p", k, repr(v)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    job.seconds = time.perf_counter() - t0
+    out = job.output_dir / job.notebook.name
+    job.claims = read_claims(out) if out.exists() else []
+    job.status = "ok" if proc.returncode == 0 else "failed"
+    if proc.returncode:
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "error:" in ln or ln.startswith("retune:")]
+        job.error = (lines[-1].strip() if lines else f"exit code {proc.returncode}")[:300]
+    return job
+
+
+def run_claims(
+    selection: Sequence[str] = (), seeds: int = 10, threads: Sequence[int] = (1, 2), jobs: int = 2,
+    output_dir: str | pathlib.Path = "runs/claims", parameters: Mapping[str, Any] | None = None, echo: bool = True,
+) -> list[ClaimsJob]:
+    """Run every selected notebook at seeds ``0 .. seeds-1`` and each thread count, claims in record mode.
+
+    At most ``jobs`` notebooks run at once, and never more threads in all than the machine has cores
+    (oversubscribed OpenMP threads slow torch down many times over).
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .checks import check_positive_int
+
+    seeds = check_positive_int(seeds=seeds)
+    jobs = check_positive_int(jobs=jobs)
+    threads = [check_positive_int(threads=t) for t in threads]
+    paths = notebook_paths(selection)
+    parameters = dict(parameters or {})
+    if "seed" in parameters:
+        raise ValueError("retune claims sets the seed itself (0 .. seeds-1); do not pass -p seed")
+    for path in paths:
+        check_parameter_names(path, parameters)
+    cores = os.cpu_count() or 1
+    done: list[ClaimsJob] = []
+    for t in threads:
+        todo = [ClaimsJob(p, s, t, pathlib.Path(output_dir) / f"threads{t}" / f"seed{s}") for s in range(seeds) for p in paths]
+        workers = max(1, min(jobs, cores // t))
+        if echo:
+            print(f"{len(todo)} runs at {t} thread(s), {workers} at a time ...", flush=True)
+        with ThreadPoolExecutor(workers) as pool:
+            for job in pool.map(lambda j: _run_claims_job(j, parameters), todo):
+                done.append(job)
+                if echo:
+                    bad = sum(not c["passed"] for c in job.claims)
+                    print(f"  {job.notebook.stem} seed {job.seed} threads {t}: {job.status}, {len(job.claims)} claims"
+                          f"{f', {bad} FAILED' if bad else ''}, {job.seconds:.0f} s{('  ' + job.error) if job.error else ''}",
+                          flush=True)
+    return done
+
+
+def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float | None = None) -> str:
+    """A markdown report: per notebook and claim, the pass rate over runs and the smallest slack."""
+    import datetime
+    import platform
+
+    import torch
+
+    lines = ["# Claims report", ""]
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines.append(f"Generated {when} by `{command or 'retune claims'}`"
+                 + (f" in {seconds / 60:.1f} min" if seconds is not None else "") + ".")
+    lines.append(f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores, python "
+                 f"{platform.python_version()}, torch {torch.__version__}.")
+    lines.append("")
+    lines.append("Each run executes a notebook at its defaults with `-p seed S`; every comparative claim in it is "
+                 "checked by `rt.claim` over the notebook's own paired trial seeds (`rt.trial_seeds(S, n_seeds)`, "
+                 "disjoint for each S). *Slack* is how far the 95% interval clears the claim's rule (the lower end "
+                 "above the margin, or the interval inside the ±band); negative means the claim failed.")
+    lines.append("")
+    failed_runs = [j for j in jobs if j.status != "ok"]
+    by_claim: dict[tuple[str, str], list[tuple[ClaimsJob, dict]]] = {}
+    for j in jobs:
+        for c in j.claims:
+            by_claim.setdefault((j.notebook.stem, c["claim"]), []).append((j, c))
+    all_pass = [k for k, v in by_claim.items() if all(c["passed"] for _, c in v)]
+    threads = sorted({j.threads for j in jobs})
+    seeds = sorted({j.seed for j in jobs})
+    lines.append(f"**{len(all_pass)} of {len(by_claim)} claims passed in every run**; "
+                 f"{len(jobs) - len(failed_runs)} of {len(jobs)} notebook runs completed "
+                 f"(seeds {seeds[0]}–{seeds[-1]} × threads {', '.join(map(str, threads))}).")
+    lines.append("")
+    lines.append("| notebook | claim | rule | passed | smallest slack | mean difference (min … max) | seeds per claim |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for (nb, text), items in by_claim.items():
+        passed = sum(c["passed"] for _, c in items)
+        slack = min(c["slack"] for _, c in items)
+        means = [c["mean"] for _, c in items]
+        ns = sorted({c["n"] for _, c in items})
+        expected = sum(1 for j in jobs if j.notebook.stem == nb)
+        count = f"{passed}/{len(items)}" + (f" (in {len(items)} of {expected} runs)" if len(items) != expected else "")
+        lines.append(f"| {nb} | {text} | {items[0][1]['rule']} | {count} | {slack:+.4f} | "
+                     f"{min(means):+.4f} … {max(means):+.4f} | {', '.join(map(str, ns))} |")
+    lines.append("")
+    tight = sorted(((min(c["slack"] for _, c in v), k) for k, v in by_claim.items()))[:5]
+    if tight:
+        lines.append("Tightest claims (smallest slack): " + "; ".join(f"{nb} “{t}” {s:+.4f}" for s, (nb, t) in tight) + ".")
+        lines.append("")
+    if failed_runs:
+        lines.append("## Runs that did not complete")
+        lines.append("")
+        for j in failed_runs:
+            lines.append(f"- {j.notebook.stem}, seed {j.seed}, {j.threads} thread(s): {j.error}")
+        lines.append("")
+    lines.append("## Run times (seconds, while other runs shared the machine)")
+    lines.append("")
+    lines.append("| notebook | " + " | ".join(f"{t} thread(s): median (max)" for t in threads) + " |")
+    lines.append("|---|" + "---|" * len(threads))
+    for nb in sorted({j.notebook.stem for j in jobs}):
+        cells = []
+        for t in threads:
+            secs = sorted(j.seconds for j in jobs if j.notebook.stem == nb and j.threads == t)
+            cells.append(f"{secs[len(secs) // 2]:.0f} ({secs[-1]:.0f})" if secs else "–")
+        lines.append(f"| {nb} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -197,12 +434,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="a papermill parameter (Python literal), e.g. -p seed 1 -p device cuda")
     run_p.add_argument("--out", default="runs", help="output folder for executed notebooks (default: runs)")
     sub.add_parser("list", help="list the notebooks")
+    sub.add_parser("base", help="build (or load) the pretrained base and print what it reached")
+    cl = sub.add_parser("claims", help="run notebooks at many seeds and thread counts; write the claims report")
+    cl.add_argument("notebooks", nargs="*", help="prefixes such as 00 or 02_head (default: all)")
+    cl.add_argument("--seeds", type=int, default=10, help="notebook seeds 0 .. N-1 (default 10)")
+    cl.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts (default: 1 2)")
+    cl.add_argument("-j", "--jobs", type=int, default=2, help="notebooks at once, capped by cores / threads (default 2)")
+    cl.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    cl.add_argument("--out", default="runs/claims", help="folder for the executed notebooks (default: runs/claims)")
+    cl.add_argument("--report", default="reports/claims.md", help="markdown report to write (default: reports/claims.md)")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "list":
             for p in notebook_paths():
                 print(p.stem)
             return 0
+        if args.cmd == "base":
+            from .models import load_base
+
+            base = load_base("cpu", progress=True)
+            i = base.info
+            how = f"built in {i['build_seconds']:.1f} s" if i.get("built_now") else f"loaded in {i['load_seconds']:.2f} s"
+            print(f"pretrained base {how}: source accuracy {i['source_accuracy']:.3f} on 5,000 fresh glyphs")
+            return 0
+        if args.cmd == "claims":
+            params = {k: _parse_value(v) for k, v in args.parameter}
+            t0 = time.perf_counter()
+            jobs = run_claims(args.notebooks, args.seeds, args.threads, args.jobs, args.out, params)
+            command = "retune claims " + " ".join(argv if argv is not None else sys.argv[2:])
+            text = claims_report(jobs, command.strip(), time.perf_counter() - t0)
+            report = pathlib.Path(args.report)
+            report.parent.mkdir(parents=True, exist_ok=True)
+            tmp = report.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(report)
+            print(text)
+            ok = all(j.status == "ok" and all(c["passed"] for c in j.claims) for j in jobs)
+            return 0 if ok else 1
         params = {k: _parse_value(v) for k, v in args.parameter}
         runs = run_all(args.notebooks, args.out, params)
     except (ValueError, FileNotFoundError) as e:

@@ -1,16 +1,28 @@
-"""Shared fixtures, and the report of notebook wall times at the end of the run."""
+"""Shared fixtures, the thread setting for parallel workers, and the report of notebook wall times.
+
+``make test`` runs pytest-xdist workers (``-n auto --dist loadscope`` in pyproject: each notebook and each
+test module stays on one worker, in order). Two workers that each let torch use every core would
+oversubscribe the CPU (OpenMP spin-waits make that many times slower), so each worker, and every kernel
+it starts, uses one thread unless ``OMP_NUM_THREADS`` is already set.
+"""
 
 from __future__ import annotations
 
+import collections
+import os
 import pathlib
 
-import pytest
+if os.environ.get("PYTEST_XDIST_WORKER") and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported by any test module
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-#: notebook stem -> seconds, filled by tests/test_notebooks.py, printed at the end of the session
-WALL_TIMES: dict[str, float] = {}
+#: "how it ran" -> notebook stem -> seconds; filled from test reports (also from xdist workers)
+WALL_TIMES: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +32,25 @@ def digits():
     return rt.load_digits()
 
 
+def pytest_runtest_logreport(report):
+    """Sum nbval's per-cell durations per notebook; take the papermill runs' own wall time."""
+    if report.when != "call":
+        return
+    path = report.nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        WALL_TIMES["nbval, defaults"][pathlib.Path(path).stem] += report.duration
+    for key, value in getattr(report, "user_properties", []):
+        if key == "papermill_seconds":
+            WALL_TIMES["papermill, seed 1"][report.nodeid.split("[", 1)[1].rstrip("]")] = value
+
+
 def pytest_terminal_summary(terminalreporter):
-    if WALL_TIMES:
-        terminalreporter.section("notebook wall times (papermill, non-default parameters)")
-        for name, seconds in sorted(WALL_TIMES.items()):
-            terminalreporter.write_line(f"{name:<36} {seconds:7.1f} s")
+    if not WALL_TIMES:
+        return
+    terminalreporter.section("notebook wall times (s)")
+    kinds = sorted(WALL_TIMES)
+    names = sorted({n for k in kinds for n in WALL_TIMES[k]})
+    terminalreporter.write_line(f"{'notebook':<32}" + "".join(f"{k:>20}" for k in kinds))
+    for name in names:
+        cells = "".join(f"{WALL_TIMES[k][name]:>20.1f}" if name in WALL_TIMES[k] else f"{'-':>20}" for k in kinds)
+        terminalreporter.write_line(f"{name:<32}{cells}")

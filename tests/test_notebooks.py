@@ -1,6 +1,8 @@
 """Every notebook in notebooks/ is covered automatically: structure, and a papermill run with another seed.
 
-nbval (``--nbval-lax``, from pyproject's addopts) executes the same notebooks with their defaults.
+nbval (``--nbval-lax``, from pyproject's addopts) executes the same notebooks with their defaults, so each
+notebook runs twice in the suite. That the same seed gives the same numbers is checked where it is cheap
+(tests/test_training.py runs training in two fresh processes), not by running every notebook a third time.
 """
 
 import json
@@ -9,13 +11,12 @@ import math
 import nbformat
 import pytest
 
-from conftest import NOTEBOOKS, WALL_TIMES
+from conftest import NOTEBOOKS
 from retune_lib import runner
+from retune_lib.trials import read_claims
 
-WALL_TIME_CAP_S = 300  # generous: the target is 60 s here; this only catches a runaway notebook
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 ids = [p.stem for p in NOTEBOOKS]
-SEED1_METRICS = {}  # filled by test_papermill_other_seed, compared by test_same_seed_same_numbers
 
 
 def test_there_are_notebooks():
@@ -49,6 +50,9 @@ def test_parameters_cell(path):
     after = nb.cells[nb.cells.index(tagged[0]) + 1]
     assert "check" in after.source or "select_device" in after.source, "the next cell validates the parameters"
     assert "rt.seed_everything(seed)" in after.source, "the next cell seeds everything, so a run is reproducible"
+    assert "n_seeds = " in src and "rt.trial_seeds(seed, n_seeds)" in after.source, (
+        "comparisons run over several paired seeds: n_seeds in the parameters, rt.trial_seeds in the next cell"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +64,25 @@ def warm_base():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
-def test_papermill_other_seed(path, tmp_path, warm_base):
+def test_papermill_other_seed(path, tmp_path, warm_base, record_property):
+    """Another seed (so other trial seeds for every claim), the notebook's own test parameters if any.
+
+    Wall time is reported, not asserted (a stuck cell fails through the runner's per-cell timeout): the
+    notebooks' time budget is measured on an idle machine, and a shared CI machine is not one.
+    """
     nb = nbformat.read(path, as_version=4)
     params = {"seed": 1, **nb.metadata.get("retune", {}).get("test_parameters", {})}
     run = runner.run_notebook(path, tmp_path, params)
-    WALL_TIMES[path.stem] = run.seconds
+    record_property("papermill_seconds", run.seconds)
     assert run.status == "ok", run.error
-    SEED1_METRICS[path.stem] = run.metrics
     assert run.metrics, "the notebook must record its key metrics with rt.record_metrics"
+    claims = read_claims(run.output)
+    assert claims and all(c["passed"] for c in claims), [c["claim"] for c in claims if not c["passed"]]
     for key, value in run.metrics.items():
         if isinstance(value, float):
             assert math.isfinite(value), key
         if "acc" in key or key.startswith(("pretrained_", "scratch_")):
             assert 0.0 <= value <= 1.0, (key, value)
-    assert run.seconds < WALL_TIME_CAP_S, f"{path.stem} took {run.seconds:.0f} s"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -81,25 +90,3 @@ def test_bad_parameter_is_one_clear_line(path, tmp_path):
     run = runner.run_notebook(path, tmp_path, {"device": "gpu"})
     assert run.status == "failed"
     assert run.error == "ValueError: device='gpu' is not supported; allowed: 'auto', 'cpu', 'cuda', 'mps'"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
-def test_same_seed_same_numbers(path, tmp_path, warm_base):
-    """Two fresh kernels, same parameters: every recorded number identical (CPU; cuDNN may pick
-    nondeterministic kernels, so on a GPU machine the promise is only 'same within noise')."""
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("bitwise reproducibility is checked on CPU")
-    nb = nbformat.read(path, as_version=4)
-    params = {"seed": 1, **nb.metadata.get("retune", {}).get("test_parameters", {})}
-    if path.stem not in SEED1_METRICS:
-        first = runner.run_notebook(path, tmp_path / "first", params)
-        assert first.status == "ok", first.error
-        SEED1_METRICS[path.stem] = first.metrics
-    again = runner.run_notebook(path, tmp_path / "again", params)
-    assert again.status == "ok", again.error
-    def numbers(metrics):  # timings (``*_seconds``, ``*speedup*``) are measurements of the machine, not results
-        return {k: v for k, v in metrics.items() if not (k.endswith("_seconds") or "speedup" in k)}
-
-    assert numbers(again.metrics) == numbers(SEED1_METRICS[path.stem])

@@ -43,3 +43,52 @@ def test_cli(capsys):
     assert runner.main(["run", "99"]) == 2
     assert "retune: no notebook matches" in capsys.readouterr().err
     assert runner._parse_value("[1, 2]") == [1, 2] and runner._parse_value("cuda") == "cuda"
+
+
+def _tiny_notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('seed = 0\ndevice = "auto"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_misspelt_parameter_name_is_refused_before_running(tmp_path, capsys):
+    path = _tiny_notebook(tmp_path / "nb.ipynb", "x = 1")
+    with pytest.raises(ValueError, match="nb has no parameter 'sede'; allowed: seed, device"):
+        runner.run_notebook(path, tmp_path / "out", {"sede": 1})
+    assert not (tmp_path / "out" / "nb.ipynb").exists()
+    assert runner.main(["run", "01", "-p", "sede", "1"]) == 2
+    assert "retune: 01_differentiable_transforms has no parameter 'sede'; allowed: seed, device" in capsys.readouterr().err
+
+
+def test_stuck_cell_fails_fast_naming_the_cell(tmp_path, monkeypatch):
+    path = _tiny_notebook(tmp_path / "stuck.ipynb", "import time\ntime.sleep(60)")
+    monkeypatch.setenv("RETUNE_CELL_TIMEOUT", "3")
+    run = runner.run_notebook(path, tmp_path / "out")
+    assert run.status == "failed" and run.seconds < 45
+    assert run.error == "stuck: cell 1 (import time) ran over the 3 s cell timeout (stuck?)"
+    monkeypatch.setenv("RETUNE_CELL_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="RETUNE_CELL_TIMEOUT must be a whole number of seconds"):
+        runner.cell_timeout()
+
+
+def test_claims_report_over_seeds_and_threads(tmp_path):
+    body = (
+        "import retune_lib as rt\n"
+        "seeds = rt.trial_seeds(seed, 3)\n"
+        "a = rt.Trials('a', seeds, [1.0 + s % 7 / 100 for s in seeds])\n"
+        "rt.claim('a is above one half', a, 0.5)\n"
+        "rt.claim('a is above one', a, 1.0)\n"  # fails at seed 0 (values 1.00, 1.01, 1.02): recorded, not raised
+    )
+    path = _tiny_notebook(tmp_path / "claims.ipynb", body)
+    jobs = runner.run_claims([str(path)], seeds=2, threads=[1], jobs=2, output_dir=tmp_path / "runs", echo=False)
+    assert [(j.seed, j.threads, j.status) for j in jobs] == [(0, 1, "ok"), (1, 1, "ok")]
+    assert [c["passed"] for c in jobs[0].claims] == [True, False]
+    report = runner.claims_report(jobs, "retune claims test")
+    assert "**1 of 2 claims passed in every run**; 2 of 2 notebook runs completed (seeds 0–1 × threads 1)" in report
+    row = next(line for line in report.splitlines() if "a is above one half" in line)
+    assert "| claims | a is above one half | lower end > 0 | 2/2 |" in row
+    assert "| a is above one | lower end > 0 | 1/2 |" in report
