@@ -307,7 +307,44 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
     if proc.returncode:
         lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "error:" in ln or ln.startswith("retune:")]
         job.error = (lines[-1].strip() if lines else f"exit code {proc.returncode}")[:300]
+    record = {"notebook": job.notebook.stem, "seed": job.seed, "threads": job.threads, "status": job.status,
+              "seconds": job.seconds, "error": job.error, "claims": job.claims, "parameters": dict(parameters),
+              "notebook_sha256": _sha256(job.notebook)}
+    job.output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = job.output_dir / f".{job.notebook.stem}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(job.output_dir / f"{job.notebook.stem}.json")  # atomic: a report never reads half a record
     return job
+
+
+def _sha256(path: pathlib.Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_claims_runs(
+    output_dir: str | pathlib.Path = "runs/claims", selection: Sequence[str] = (),
+) -> tuple[list[ClaimsJob], list[str]]:
+    """The runs recorded under ``output_dir`` for the selected notebooks, and the ones left out because the
+    notebook has changed since (a report only counts runs of the notebooks as they are now)."""
+    current = {p.stem: p for p in notebook_paths(selection)}
+    jobs, stale = [], []
+    for f in sorted(pathlib.Path(output_dir).glob("threads*/seed*/*.json")):
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, ValueError):
+            stale.append(f"{f}: unreadable")
+            continue
+        path = current.get(r.get("notebook"))
+        if path is None:
+            continue
+        if r.get("notebook_sha256") != _sha256(path):
+            stale.append(f"{r['notebook']} seed {r['seed']} threads {r['threads']}")
+            continue
+        jobs.append(ClaimsJob(path, r["seed"], r["threads"], f.parent, r["status"], r["seconds"], r["error"], r["claims"]))
+    jobs.sort(key=lambda j: (j.threads, j.notebook.stem, j.seed))
+    return jobs, stale
 
 
 def run_claims(
@@ -443,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cl.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     cl.add_argument("--out", default="runs/claims", help="folder for the executed notebooks (default: runs/claims)")
     cl.add_argument("--report", default="reports/claims.md", help="markdown report to write (default: reports/claims.md)")
+    cl.add_argument("--report-only", action="store_true",
+                    help="run nothing: write the report from the runs already in --out (of the notebooks as they are now)")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "list":
@@ -460,9 +499,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "claims":
             params = {k: _parse_value(v) for k, v in args.parameter}
             t0 = time.perf_counter()
-            jobs = run_claims(args.notebooks, args.seeds, args.threads, args.jobs, args.out, params)
+            if not args.report_only:
+                run_claims(args.notebooks, args.seeds, args.threads, args.jobs, args.out, params)
+            jobs, stale = load_claims_runs(args.out, args.notebooks)
+            if stale:
+                print(f"left out {len(stale)} runs of notebooks that changed since: {', '.join(stale[:5])}"
+                      + (" ..." if len(stale) > 5 else ""))
             command = "retune claims " + " ".join(argv if argv is not None else sys.argv[2:])
-            text = claims_report(jobs, command.strip(), time.perf_counter() - t0)
+            text = claims_report(jobs, command.strip(), None if args.report_only else time.perf_counter() - t0)
             report = pathlib.Path(args.report)
             report.parent.mkdir(parents=True, exist_ok=True)
             tmp = report.with_suffix(".tmp")

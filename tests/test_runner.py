@@ -92,3 +92,8 @@ def test_claims_report_over_seeds_and_threads(tmp_path):
     row = next(line for line in report.splitlines() if "a is above one half" in line)
     assert "| claims | a is above one half | lower end > 0 | 2/2 |" in row
     assert "| a is above one | lower end > 0 | 1/2 |" in report
+    loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
+    assert [(j.seed, j.status, len(j.claims)) for j in loaded] == [(0, "ok", 2), (1, "ok", 2)] and stale == []
+    _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
+    loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
+    assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1"]
