@@ -285,6 +285,8 @@ def fit(
     if not isinstance(model, nn.Module):
         raise TypeError(f"fit needs a torch.nn.Module, got {type(model).__name__}")
     dev = select_device(device)
+    if _num_batches(train, batch_size) == 0:
+        raise ValueError("fit got an empty training set: nothing to train on (check the split or k per class)")
     gen = seed_everything(seed) if seed is not None else None
     model.to(dev)
     if optimizer is None:

@@ -86,6 +86,12 @@ def test_optimizer_only_trainable_and_stale_optimizer_refused():
         rt.make_optimizer(model, "rmsprop")
 
 
+def test_fit_refuses_an_empty_training_set():
+    empty = (torch.zeros(0, 1, 16, 16), torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(ValueError, match="fit got an empty training set"):
+        rt.fit(nn.Sequential(nn.Flatten(), nn.Linear(256, 10)), empty, progress=False, device="cpu")
+
+
 def test_fit_rejects_bad_arguments():
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         rt.fit(nn.Linear(2, 2), (torch.zeros(2, 2), torch.zeros(2, dtype=torch.int64)), epochs=0)
