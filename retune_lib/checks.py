@@ -32,7 +32,18 @@ def _one(kw: dict[str, Any]) -> tuple[str, Any]:
     return next(iter(kw.items()))
 
 
+def _scalar(value: Any) -> Any:
+    """A one-element tensor or array as a Python number (``torch.tensor(7)`` -> 7); anything else unchanged."""
+    if type(value).__module__.startswith(("torch", "numpy")) and getattr(value, "ndim", None) == 0:
+        try:
+            return value.item()
+        except (AttributeError, RuntimeError, ValueError):
+            return value
+    return value
+
+
 def _is_int(value: Any) -> bool:
+    value = _scalar(value)
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -56,6 +67,7 @@ def check_positive_int(**kw: Any) -> int:
     64
     """
     name, value = _one(kw)
+    value = _scalar(value)
     if not _is_int(value) or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer (1, 2, ...), got {value!r}")
     return int(value)
@@ -68,6 +80,7 @@ def check_nonnegative_int(**kw: Any) -> int:
     0
     """
     name, value = _one(kw)
+    value = _scalar(value)
     if not _is_int(value) or int(value) < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
@@ -80,6 +93,7 @@ def check_positive_float(**kw: Any) -> float:
     0.001
     """
     name, value = _one(kw)
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
@@ -92,6 +106,7 @@ def check_fraction(**kw: Any) -> float:
     0.2
     """
     name, value = _one(kw)
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
     return float(value)
@@ -107,6 +122,7 @@ def check_int_list(name: str, values: Any, *, low: int = 1, high: int | None = N
         raise ValueError(f"{name} must be a non-empty list of integers, got {values!r}")
     out = []
     for v in values:
+        v = _scalar(v)
         if not _is_int(v) or int(v) < low or (high is not None and int(v) > high):
             bound = f"between {low} and {high}" if high is not None else f">= {low}"
             raise ValueError(f"{name} must hold integers {bound}, got {v!r} in {values!r}")

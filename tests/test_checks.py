@@ -41,3 +41,17 @@ def test_fraction_and_int_list():
 def test_keyword_form_enforced():
     with pytest.raises(TypeError, match="exactly one keyword"):
         rt.check_positive_int(a=1, b=2)
+
+
+def test_numpy_and_tensor_scalars_are_numbers():
+    import numpy as np
+    import torch
+
+    assert rt.check_positive_int(n=np.int64(7)) == 7 and rt.check_positive_int(n=torch.tensor(7)) == 7
+    assert rt.check_nonnegative_int(seed=torch.tensor(0)) == 0
+    assert rt.check_positive_float(lr=torch.tensor(0.5)) == 0.5 and rt.check_fraction(p=np.float32(0.25)) == 0.25
+    assert rt.check_int_list("k", [np.int64(2), torch.tensor(1)]) == [1, 2]
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        rt.check_positive_int(n=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        rt.check_positive_int(n=torch.tensor(1.5))
