@@ -33,12 +33,16 @@ BOUNDED_KINDS = ("sigmoid", "tanh")
 class BoundedOutput(nn.Module):
     """Map any real input into ``[lo, hi]`` smoothly: ``lo + (hi - lo) * sigmoid(x)`` or the tanh form.
 
-    ``kind="tanh"`` uses ``lo + (hi - lo) * (tanh(x) + 1) / 2`` (the same shape, twice as steep).
+    ``kind="tanh"`` uses ``lo + (hi - lo) * (tanh(x) + 1) / 2``, which is the sigmoid form at ``2 * x``
+    (``(tanh(x) + 1) / 2 == sigmoid(2x)``): the same function, twice as steep, not a different idea.
     Unlike an affine rescale ``a * x + b``, the output can never leave the interval, and unlike
     ``clamp`` the gradient is never exactly zero.
 
     >>> BoundedOutput(0.0, 10.0)(torch.tensor([-100.0, 0.0, 100.0]))
     tensor([ 0.,  5., 10.])
+    >>> x = torch.linspace(-4, 4, 9)
+    >>> torch.allclose(BoundedOutput(-1.0, 1.0, "tanh")(x), BoundedOutput(-1.0, 1.0, "sigmoid")(2 * x), atol=1e-6)
+    True
     """
 
     def __init__(self, lo: float, hi: float, kind: str = "sigmoid"):

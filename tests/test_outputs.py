@@ -21,6 +21,12 @@ def test_bounded_output_bounds_and_gradcheck(kind):
     assert "kind=" in repr(b)
 
 
+def test_bounded_tanh_is_sigmoid_with_input_doubled():
+    x = torch.linspace(-10, 10, 201, dtype=torch.float64)
+    tanh_form, sigmoid_form = BoundedOutput(-2.0, 3.0, "tanh"), BoundedOutput(-2.0, 3.0, "sigmoid")
+    assert torch.allclose(tanh_form(x), sigmoid_form(2 * x), atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "lo,hi,msg",
     [(1.0, 1.0, "needs lo < hi"), (2.0, 1.0, "needs lo < hi"), (float("nan"), 1.0, "finite numbers"),
