@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -30,6 +31,7 @@ from .heads import _set, find_head
 __all__ = ["INITS", "expand_classes", "split_class", "swap_parameters", "lwf_loss"]
 
 INITS = ("default", "mean")
+SPLIT_KEEPS = ("logits", "probabilities")
 
 
 def _linear_head(model: nn.Module, name: str | None) -> tuple[str, nn.Linear]:
@@ -75,13 +77,28 @@ def expand_classes(model: nn.Module, n_new: int, init: str = "default", name: st
     return new
 
 
-def split_class(model: nn.Module, index: int, n_children: int = 2, name: str | None = None) -> tuple[nn.Linear, list[int]]:
+def split_class(
+    model: nn.Module, index: int, n_children: int = 2, name: str | None = None, keep: str = "logits",
+) -> tuple[nn.Linear, list[int]]:
     """Split output ``index`` into ``n_children`` classes that all start as exact copies of the parent.
 
     The first child keeps index ``index``; the others are appended at the end. Returns the new layer and
     the children's indices. Before training every child has the parent's exact weights, so its logit equals
     the parent's (to the last float bit of the matrix product) and the other classes' logits are unchanged.
+
+    ``keep="probabilities"`` also subtracts ``log(n_children)`` from every child's bias: the children then
+    share the parent's softmax probability equally and every other class keeps its probability (with
+    copied logits the parent's mass counts ``n_children`` times and the others shrink).
+
+    >>> head = nn.Sequential(nn.Linear(3, 3))
+    >>> x = torch.randn(5, 3)
+    >>> p = torch.softmax(head(x), 1).detach()
+    >>> new, kids = split_class(head, 0, keep="probabilities")
+    >>> q = torch.softmax(head(x), 1).detach()
+    >>> torch.allclose(q[:, 1:3], p[:, 1:3], atol=1e-6), torch.allclose(q[:, kids].sum(1), p[:, 0], atol=1e-6)
+    (True, True)
     """
+    check_choice("keep", keep, SPLIT_KEEPS)
     head_name, head = _linear_head(model, name)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < head.out_features:
         raise ValueError(f"class index {index!r} out of range 0..{head.out_features - 1}")
@@ -95,6 +112,10 @@ def split_class(model: nn.Module, index: int, n_children: int = 2, name: str | N
         if head.bias is not None:
             new.bias[:old] = head.bias
             new.bias[old:] = head.bias[index]
+            if keep == "probabilities":
+                new.bias[[index] + list(range(old, old + n_children - 1))] -= math.log(n_children)
+        elif keep == "probabilities":
+            raise ValueError("keep='probabilities' adjusts the children's biases; this layer has no bias")
     _set(model, head_name, new)
     return new, [index] + list(range(old, old + n_children - 1))
 

@@ -73,6 +73,24 @@ def test_split_children_start_as_parent(digits):
         split_class(rt.SmallResNet(9), 0, n_children=1)
 
 
+def test_split_keeping_probabilities(digits):
+    torch.manual_seed(0)
+    model = rt.SmallResNet(9).eval()
+    with torch.no_grad():
+        before = torch.softmax(model(digits.x[:50]), 1)
+        new, children = split_class(model, 3, n_children=3, keep="probabilities")
+        after = torch.softmax(model(digits.x[:50]), 1)
+    others = [c for c in range(9) if c != 3]
+    assert torch.allclose(after[:, others], before[:, others], atol=1e-6)
+    for c in children:  # each child holds a third of the parent's probability
+        assert torch.allclose(after[:, c], before[:, 3] / 3, atol=1e-6)
+    assert torch.equal(new.weight[9], new.weight[3])
+    with pytest.raises(ValueError, match="keep must be one of|keep="):
+        split_class(rt.SmallResNet(9), 0, keep="both")
+    with pytest.raises(ValueError, match="no bias"):
+        split_class(nn.Sequential(nn.Linear(4, 3, bias=False)), 0, keep="probabilities")
+
+
 def test_swap_parameters_keeps_adam_state(digits):
     torch.manual_seed(0)
     model = rt.SmallResNet(8, widths=(4, 4, 8, 8))
