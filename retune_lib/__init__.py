@@ -52,7 +52,7 @@ from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, st
 from .plots import plot_confusion, plot_curves, plot_history, plot_per_class, show_images
 from .runner import read_metrics, record_metrics
 from .trials import ClaimFailed, Comparison, Trials, claim, compare, read_claims, run_trials, trial_seeds, trials_table
-from .unfreezing import discriminative_lr, freeze_to, gradual_unfreeze, layer_groups
+from .unfreezing import discriminative_lr, fine_tune, freeze_to, gradual_unfreeze, layer_groups
 from .training import (
     DEVICES,
     History,

@@ -7,6 +7,8 @@
   or not, so unfreezing later needs no ``add_param_group`` and keeps schedulers intact.
 * :func:`freeze_to` — freeze the groups before ``n``, make the rest trainable (fastai's ``freeze_to``);
   :func:`gradual_unfreeze` picks ``n`` from the epoch: one more group from the top every ``every`` epochs.
+* :func:`fine_tune` — fastai's recipe as one call: a few epochs with the body frozen (a linear probe),
+  then everything unfrozen with discriminative rates under one-cycle schedules.
 
 >>> from retune_lib.models import SmallResNet
 >>> [name for name, _ in layer_groups(SmallResNet(10))]
@@ -22,7 +24,7 @@ from torch import nn
 from .checks import check_positive_float, check_positive_int
 from .heads import find_head, freeze, unfreeze
 
-__all__ = ["layer_groups", "discriminative_lr", "freeze_to", "gradual_unfreeze"]
+__all__ = ["layer_groups", "discriminative_lr", "freeze_to", "gradual_unfreeze", "fine_tune"]
 
 _STEM = ("conv1", "bn1")
 
@@ -126,3 +128,67 @@ def gradual_unfreeze(model: nn.Module, epoch: int, every: int = 1, bn: str = "ev
     every = check_positive_int(every=every)
     n_groups = len(layer_groups(model))
     return freeze_to(model, max(0, n_groups - 1 - epoch // every), bn=bn)
+
+
+def fine_tune(
+    model: nn.Module,
+    train,
+    val=None,
+    *,
+    epochs: int = 10,
+    freeze_epochs: int = 1,
+    lr: float = 3e-3,
+    decay: float = 2.6,
+    one_cycle: bool = True,
+    batch_size: int = 32,
+    device="auto",
+    seed: int | None = 0,
+    progress: bool = True,
+):
+    """fastai-style ``fine_tune`` in one call: ``freeze_epochs`` with only the head training at ``lr``,
+    then ``epochs`` with every group unfrozen, the head at ``lr / 2`` and each group below ``decay`` times
+    slower (:func:`discriminative_lr`), each phase under its own ``OneCycleLR`` (``one_cycle=False``: constant rates).
+
+    ``freeze_epochs=0`` skips the frozen phase. Batch-norm layers of the frozen body stay in eval mode
+    during the frozen phase. Returns the :class:`~retune_lib.training.History` of both phases, concatenated.
+
+    >>> import torch
+    >>> from retune_lib.models import SmallResNet
+    >>> m = SmallResNet(3, widths=(4, 4, 8, 8))
+    >>> h = fine_tune(m, (torch.randn(8, 1, 16, 16), torch.arange(8) % 3), epochs=1, device="cpu", progress=False)
+    >>> len(h), all(p.requires_grad for p in m.parameters())
+    (2, True)
+    """
+    import torch
+
+    from .training import History, _num_batches, fit
+
+    epochs = check_positive_int(epochs=epochs)
+    if isinstance(freeze_epochs, bool) or not isinstance(freeze_epochs, int) or freeze_epochs < 0:
+        raise ValueError(f"freeze_epochs must be an integer >= 0, got {freeze_epochs!r}")
+    lr = check_positive_float(lr=lr)
+    history = History()
+
+    def phase(n_epochs, groups, phase_seed, desc):
+        optimizer = torch.optim.Adam(groups)
+        scheduler = None
+        if one_cycle:
+            per_epoch = _num_batches(train, batch_size)
+            if per_epoch is None:
+                raise ValueError("one_cycle needs data of known length (an ImageSet, a tuple or a sized DataLoader)")
+            steps = n_epochs * per_epoch
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups],
+                                                            total_steps=steps)
+        h = fit(model, train, val, epochs=n_epochs, optimizer=optimizer, scheduler=scheduler, batch_size=batch_size,
+                device=device, seed=phase_seed, progress=progress, desc=desc)
+        history.epochs.extend(h.epochs)
+
+    if freeze_epochs:
+        freeze_to(model, -1)
+        head = layer_groups(model)[-1][1]
+        phase(freeze_epochs, [{"params": [p for m in head for p in model.get_submodule(m).parameters()], "lr": lr}],
+              seed, "fine_tune: head")
+    freeze_to(model, 0)
+    phase(epochs, discriminative_lr(model, lr=lr / 2, decay=decay), None if seed is None else seed + 1,
+          "fine_tune: all")
+    return history

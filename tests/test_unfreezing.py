@@ -57,3 +57,20 @@ def test_freeze_to_and_gradual_unfreeze():
             rt.freeze_to(model, bad)
     with pytest.raises(ValueError, match="epoch must be an integer >= 0"):
         rt.gradual_unfreeze(model, -1)
+
+
+def test_fine_tune_freezes_then_trains_everything_at_discriminative_rates(digits):
+    torch.manual_seed(0)
+    model = rt.SmallResNet(10, widths=(4, 4, 8, 8))
+    stem0 = model.conv1.weight.detach().clone()
+    data = (digits.x[:64], digits.y[:64])
+    other = rt.SmallResNet(10, widths=(4, 4, 8, 8))
+    h = rt.fine_tune(model, data, epochs=2, freeze_epochs=1, device="cpu", progress=False)
+    assert len(h) == 3 and all(p.requires_grad for p in model.parameters())
+    assert not torch.equal(model.conv1.weight, stem0)                      # the stem trained in phase 2
+    h0 = rt.fine_tune(other, data, epochs=1, freeze_epochs=0, one_cycle=False, device="cpu", progress=False)
+    assert len(h0) == 1
+    with pytest.raises(ValueError, match="freeze_epochs must be an integer >= 0"):
+        rt.fine_tune(model, data, freeze_epochs=-1, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        rt.fine_tune(model, data, epochs=0, device="cpu", progress=False)
