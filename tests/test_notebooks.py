@@ -27,6 +27,8 @@ def test_there_are_notebooks():
 def test_committed_clean(path):
     raw = json.loads(path.read_text())
     assert raw["metadata"].get("kernelspec") == KERNELSPEC
+    info = raw["metadata"].get("language_info", {})  # without it JupyterLab opens the notebook as modified
+    assert info.get("name") == "python" and info.get("version"), "metadata.language_info must name Python and its version"
     assert "widgets" not in raw["metadata"], "widget state must not be committed"
     for i, cell in enumerate(raw["cells"]):
         if cell["cell_type"] == "code":
