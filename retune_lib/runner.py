@@ -318,9 +318,14 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
 
 
 def _sha256(path: pathlib.Path) -> str:
+    """A hash of the notebook's code cells: what its claims depend on (a prose edit keeps its runs valid)."""
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    code = "\n# -- cell --\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def load_claims_runs(
