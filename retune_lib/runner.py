@@ -496,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "base":
             from .models import load_base
 
-            base = load_base("cpu", progress=True)
+            base = load_base("cpu", progress=sys.stderr.isatty())  # no bar in CI logs
             i = base.info
             how = f"built in {i['build_seconds']:.1f} s" if i.get("built_now") else f"loaded in {i['load_seconds']:.2f} s"
             print(f"pretrained base {how}: source accuracy {i['source_accuracy']:.3f} on 5,000 fresh glyphs")

@@ -42,6 +42,9 @@ def pytest_runtest_logreport(report):
     for key, value in getattr(report, "user_properties", []):
         if key == "papermill_seconds":
             WALL_TIMES["papermill, seed 1"][report.nodeid.split("[", 1)[1].rstrip("]")] = value
+        elif key in ("browser_run_all_seconds", "widget_latency_seconds"):  # tests/test_browser.py
+            kind = "JupyterLab Run All" if key.startswith("browser") else "widget latency (max)"
+            WALL_TIMES[kind][report.nodeid.split("::")[1].removeprefix("TestJupyterLab_")] = value
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -50,7 +53,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("notebook wall times (s)")
     kinds = sorted(WALL_TIMES)
     names = sorted({n for k in kinds for n in WALL_TIMES[k]})
-    terminalreporter.write_line(f"{'notebook':<32}" + "".join(f"{k:>20}" for k in kinds))
+    terminalreporter.write_line(f"{'notebook':<32}" + "".join(f"{k:>22}" for k in kinds))
     for name in names:
-        cells = "".join(f"{WALL_TIMES[k][name]:>20.1f}" if name in WALL_TIMES[k] else f"{'-':>20}" for k in kinds)
+        cells = "".join(f"{WALL_TIMES[k][name]:>22.2f}" if name in WALL_TIMES[k] else f"{'-':>22}" for k in kinds)
         terminalreporter.write_line(f"{name:<32}{cells}")
