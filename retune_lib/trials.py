@@ -208,6 +208,9 @@ class Comparison:
         return (f"{self.a} − {self.b} = {self.mean:+.4f} [{lo:+.4f}, {hi:+.4f}] "
                 f"({self.confidence:.0%} CI), ahead on {self.wins}/{self.n} seeds")
 
+    def __repr__(self) -> str:  # one readable line when a notebook cell ends with a claim, not a field dump
+        return f"Comparison({self})"
+
 
 def _as_trials(x: Trials | float | int, seeds: Sequence[int], what: str) -> Trials:
     if isinstance(x, Trials):
