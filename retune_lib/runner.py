@@ -298,6 +298,7 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
            "-p", "seed", str(job.seed)]
     for k, v in parameters.items():
         cmd += ["-p", k, repr(v)]
+    code_hash = _sha256(job.notebook)  # before the run: an edit during the run must not be credited to it
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     job.seconds = time.perf_counter() - t0
@@ -309,7 +310,7 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
         job.error = (lines[-1].strip() if lines else f"exit code {proc.returncode}")[:300]
     record = {"notebook": job.notebook.stem, "seed": job.seed, "threads": job.threads, "status": job.status,
               "seconds": job.seconds, "error": job.error, "claims": job.claims, "parameters": dict(parameters),
-              "notebook_sha256": _sha256(job.notebook)}
+              "notebook_sha256": code_hash}
     job.output_dir.mkdir(parents=True, exist_ok=True)
     tmp = job.output_dir / f".{job.notebook.stem}.json.tmp"
     tmp.write_text(json.dumps(record, indent=1))
