@@ -211,6 +211,12 @@ def _check_in_jupyterlab(lab, path, record_property):
         real = [e for e in console_errors if "favicon" not in e]
         assert not real, f"{path.stem}: browser console errors: {real[:3]}"
     finally:
+        try:  # shut the notebook's kernel down: a kernel left behind keeps a core busy for the next notebook
+            page.evaluate("() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+                          " if (!w || !w.sessionContext) return null;"
+                          " return Promise.race([w.sessionContext.shutdown(), new Promise(r => setTimeout(r, 5000))]); }")
+        except Exception:  # noqa: BLE001 - the page may be gone already; the server's shutdown reaps the rest
+            pass
         page.close()
 
 
