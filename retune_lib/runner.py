@@ -420,10 +420,15 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
             by_claim.setdefault((j.notebook.stem, c["claim"]), []).append((j, c))
     all_pass = [k for k, v in by_claim.items() if all(c["passed"] for _, c in v)]
     threads = sorted({j.threads for j in jobs})
-    seeds = sorted({j.seed for j in jobs})
+    coverage = []
+    for t in threads:
+        ts = sorted({j.seed for j in jobs if j.threads == t})
+        span = (str(ts[0]) if len(ts) == 1 else f"{ts[0]}–{ts[-1]}" if ts == list(range(ts[0], ts[-1] + 1))
+                else ", ".join(map(str, ts)))
+        coverage.append(f"{t} thread(s): seeds {span}, {sum(j.threads == t for j in jobs)} runs")
     lines.append(f"**{len(all_pass)} of {len(by_claim)} claims passed in every run**; "
                  f"{len(jobs) - len(failed_runs)} of {len(jobs)} notebook runs completed "
-                 f"(seeds {seeds[0]}–{seeds[-1]} × threads {', '.join(map(str, threads))}).")
+                 f"({'; '.join(coverage)}).")
     lines.append("")
     lines.append("| notebook | claim | rule | passed | smallest slack | mean difference (min … max) | seeds per claim |")
     lines.append("|---|---|---|---|---|---|---|")

@@ -88,7 +88,7 @@ def test_claims_report_over_seeds_and_threads(tmp_path):
     assert [(j.seed, j.threads, j.status) for j in jobs] == [(0, 1, "ok"), (1, 1, "ok")]
     assert [c["passed"] for c in jobs[0].claims] == [True, False]
     report = runner.claims_report(jobs, "retune claims test")
-    assert "**1 of 2 claims passed in every run**; 2 of 2 notebook runs completed (seeds 0–1 × threads 1)" in report
+    assert "**1 of 2 claims passed in every run**; 2 of 2 notebook runs completed (1 thread(s): seeds 0–1, 2 runs)" in report
     row = next(line for line in report.splitlines() if "a is above one half" in line)
     assert "| claims | a is above one half | lower end > 0 | 2/2 |" in row
     assert "| a is above one | lower end > 0 | 1/2 |" in report
