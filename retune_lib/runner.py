@@ -318,6 +318,16 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
     return job
 
 
+def _current_record(job: ClaimsJob, parameters: Mapping[str, Any]) -> bool:
+    """Whether ``job`` already has a completed record for the notebook's current code and these parameters."""
+    try:
+        r = json.loads((job.output_dir / f"{job.notebook.stem}.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (r.get("status") == "ok" and r.get("notebook_sha256") == _sha256(job.notebook)
+            and r.get("parameters", {}) == dict(parameters) and r.get("seed") == job.seed and r.get("threads") == job.threads)
+
+
 def _sha256(path: pathlib.Path) -> str:
     """A hash of the notebook's code cells: what its claims depend on (a prose edit keeps its runs valid)."""
     import hashlib
@@ -356,8 +366,13 @@ def load_claims_runs(
 def run_claims(
     selection: Sequence[str] = (), seeds: int = 10, threads: Sequence[int] = (1, 2), jobs: int = 2,
     output_dir: str | pathlib.Path = "runs/claims", parameters: Mapping[str, Any] | None = None, echo: bool = True,
+    rerun: bool = False,
 ) -> list[ClaimsJob]:
     """Run every selected notebook at seeds ``0 .. seeds-1`` and each thread count, claims in record mode.
+
+    A run already recorded under ``output_dir`` for the notebook's current code, with the same parameters,
+    that completed, is kept rather than repeated (an interrupted report resumes where it stopped);
+    ``rerun=True`` repeats every run.
 
     At most ``jobs`` notebooks run at once, and never more threads in all than the machine has cores
     (oversubscribed OpenMP threads slow torch down many times over).
@@ -380,6 +395,12 @@ def run_claims(
     done: list[ClaimsJob] = []
     for t in threads:
         todo = [ClaimsJob(p, s, t, pathlib.Path(output_dir) / f"threads{t}" / f"seed{s}") for s in range(seeds) for p in paths]
+        if not rerun:
+            kept = [j for j in todo if _current_record(j, parameters)]
+            todo = [j for j in todo if j not in kept]
+            if echo and kept:
+                print(f"keeping {len(kept)} runs at {t} thread(s) already recorded for the current code "
+                      f"(--rerun repeats them)", flush=True)
         workers = max(1, min(jobs, cores // t))
         if echo:
             print(f"{len(todo)} runs at {t} thread(s), {workers} at a time ...", flush=True)
@@ -491,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cl.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     cl.add_argument("--out", default="runs/claims", help="folder for the executed notebooks (default: runs/claims)")
     cl.add_argument("--report", default="reports/claims.md", help="markdown report to write (default: reports/claims.md)")
+    cl.add_argument("--rerun", action="store_true",
+                    help="repeat runs already recorded for the notebook's current code (default: keep them)")
     cl.add_argument("--report-only", action="store_true",
                     help="run nothing: write the report from the runs already in --out (of the notebooks as they are now)")
     args = parser.parse_args(argv)
@@ -511,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             params = {k: _parse_value(v) for k, v in args.parameter}
             t0 = time.perf_counter()
             if not args.report_only:
-                run_claims(args.notebooks, args.seeds, args.threads, args.jobs, args.out, params)
+                run_claims(args.notebooks, args.seeds, args.threads, args.jobs, args.out, params, rerun=args.rerun)
             jobs, stale = load_claims_runs(args.out, args.notebooks)
             if stale:
                 print(f"left out {len(stale)} runs of notebooks that changed since: {', '.join(stale[:5])}"

@@ -94,6 +94,10 @@ def test_claims_report_over_seeds_and_threads(tmp_path):
     assert "| a is above one | lower end > 0 | 1/2 |" in report
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
     assert [(j.seed, j.status, len(j.claims)) for j in loaded] == [(0, "ok", 2), (1, "ok", 2)] and stale == []
+    again = runner.run_claims([str(path)], seeds=3, threads=[1], jobs=2, output_dir=tmp_path / "runs", echo=False)
+    assert [j.seed for j in again] == [2]  # seeds 0 and 1 are recorded for this code: kept, not repeated
+    again = runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs", echo=False, rerun=True)
+    assert [j.seed for j in again] == [0]
     _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
-    assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1"]
+    assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
