@@ -57,6 +57,69 @@ def cell_timeout() -> int:
     return value
 
 
+# zmq.asyncio can miss the edge-triggered wake-up of a kernel channel's socket: the reply sits in the socket while
+# the await sleeps on. Seen here: a widget cell replied in 0.45 s and papermill waited out the whole 240 s cell
+# timeout (1 run in ~70; see pyzmq's edge-triggered ZMQ_FD notes). A poll that times out checks the socket for
+# real, so no single wait is allowed to last longer than this; a stranded reply is then picked up within it.
+CHANNEL_POLL_S = 1.0
+
+
+def short_channel_waits(kc: Any, step: float = CHANNEL_POLL_S) -> Any:
+    """Make ``kc``'s shell and iopub ``get_msg`` wait in slices of at most ``step`` seconds (same overall timeout).
+
+    Each slice ends in a real, level-triggered poll of the socket, so a message whose wake-up was lost is
+    read at most ``step`` seconds late instead of after the whole cell timeout. Returns ``kc``.
+    """
+    from queue import Empty
+
+    def sliced(get_msg):
+        async def get_msg_in_slices(timeout: float | None = None, **kw):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
+                try:
+                    return await get_msg(timeout=left, **kw)
+                except Empty:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+        get_msg_in_slices.sliced = True
+        return get_msg_in_slices
+
+    for channel in (kc.shell_channel, kc.iopub_channel):
+        if not getattr(channel.get_msg, "sliced", False):
+            channel.get_msg = sliced(channel.get_msg)
+    return kc
+
+
+def _papermill_engine() -> str:
+    """Register (once) and name the papermill engine the runner uses: papermill's own, with short channel waits."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    name = "retune"
+    if name in papermill_engines._engines:
+        return name
+
+    class Client(PapermillNotebookClient):
+        async def async_start_new_kernel_client(self):
+            return short_channel_waits(await super().async_start_new_kernel_client())
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
+                                 kernel_name=kernel_name, log=logger,
+                                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            return Client(nb_man, **final).execute()
+
+    papermill_engines.register(name, Engine)
+    return name
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
@@ -229,7 +292,7 @@ def run_notebook(
     try:
         pm.execute_notebook(
             str(path), str(out), parameters=parameters, cwd=str(path.parent),
-            progress_bar=progress, kernel_name="python3", execution_timeout=timeout,
+            progress_bar=progress, kernel_name="python3", execution_timeout=timeout, engine_name=_papermill_engine(),
         )
         status, error = "ok", ""
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's error

@@ -101,3 +101,39 @@ def test_claims_report_over_seeds_and_threads(tmp_path):
     _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
     assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
+
+
+def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice():
+    """A kernel channel's get_msg never waits longer than one slice: a reply whose zmq wake-up was lost is picked up
+    by the next slice's real poll (it used to cost the whole 240 s cell timeout)."""
+    import asyncio
+    import time
+    from queue import Empty
+    from types import SimpleNamespace
+
+    class Channel:
+        def __init__(self, ready_after):
+            self.calls, self.ready_after = [], ready_after
+
+        async def get_msg(self, timeout=None):
+            self.calls.append(timeout)
+            if len(self.calls) > self.ready_after:
+                return {"msg": "reply"}
+            await asyncio.sleep(timeout)
+            raise Empty
+
+    kc = SimpleNamespace(shell_channel=Channel(ready_after=2), iopub_channel=Channel(ready_after=0))
+    runner.short_channel_waits(kc, step=0.01)
+    runner.short_channel_waits(kc, step=0.01)  # wrapping twice changes nothing
+    assert asyncio.run(kc.shell_channel.get_msg(timeout=240)) == {"msg": "reply"}
+    assert kc.shell_channel.calls == [0.01, 0.01, 0.01]  # two empty slices, then the reply
+    assert asyncio.run(kc.iopub_channel.get_msg(timeout=None)) == {"msg": "reply"}
+    assert kc.iopub_channel.calls == [0.01]  # "wait forever" is sliced too
+
+    never = SimpleNamespace(shell_channel=Channel(ready_after=10**9), iopub_channel=Channel(ready_after=0))
+    runner.short_channel_waits(never, step=0.01)
+    t0 = time.monotonic()
+    with pytest.raises(Empty):  # the overall timeout still holds
+        asyncio.run(never.shell_channel.get_msg(timeout=0.05))
+    assert 0.05 <= time.monotonic() - t0 < 1.0
+    assert len(never.shell_channel.calls) >= 5 and max(never.shell_channel.calls) <= 0.01
