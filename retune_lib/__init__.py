@@ -40,6 +40,7 @@ from .losses import (
 from .heads import (
     count_trainable,
     features,
+    find_aux_heads,
     find_head,
     freeze,
     recalibrate_bn,

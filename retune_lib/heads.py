@@ -1,9 +1,10 @@
 """Head surgery: find a model's classifier, replace it, freeze what should not move (lesson 02).
 
-Works on :class:`~retune_lib.models.SmallResNet`, on torchvision's classification models (ResNet
-``fc``; MobileNet, EfficientNet, DenseNet, VGG, ConvNeXt ``classifier``; ViT ``heads.head``) and on
-your own modules (an attribute named ``fc``/``classifier``/``head``/``heads``, or the last
-``nn.Linear``), or wherever an explicit dotted name points.
+Works on :class:`~retune_lib.models.SmallResNet`, on every classification model torchvision ships
+(ResNet ``fc``; MobileNet, EfficientNet, DenseNet, VGG, ConvNeXt, MaxViT ``classifier``; Swin ``head``;
+ViT ``heads.head``; SqueezeNet's 1 x 1 convolution ``classifier.1``; GoogLeNet and Inception v3 with their
+auxiliary classifiers) and on your own modules (an attribute named ``fc``/``classifier``/``head``/``heads``,
+or the last ``nn.Linear``), or wherever an explicit dotted name points.
 
 >>> from retune_lib.models import SmallResNet
 >>> model = SmallResNet(69)
@@ -22,12 +23,13 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .checks import check_choice, check_positive_int
+from .checks import _is_int, _scalar, check_choice, check_positive_int
 
 __all__ = [
     "HEAD_NAMES",
     "BN_POLICIES",
     "find_head",
+    "find_aux_heads",
     "replace_head",
     "freeze",
     "unfreeze",
@@ -52,6 +54,24 @@ def _linear_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
+def _is_conv_classifier(m: nn.Module) -> bool:
+    """A 1 x 1, stride-1, ungrouped, unpadded ``nn.Conv2d``: a per-position linear classifier (SqueezeNet)."""
+    return (
+        isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride == (1, 1) and m.groups == 1
+        and m.padding in ((0, 0), "valid")
+    )
+
+
+def _classifier_in(mod: nn.Module, conv: bool = True) -> str | None:
+    """Dotted name (relative to ``mod``; ``""`` for ``mod`` itself) of its last ``nn.Linear``, else (if ``conv``)
+    of its last 1 x 1 convolution classifier; None if it has neither."""
+    inner = _linear_names(mod)
+    if inner:
+        return inner[-1]
+    convs = [n for n, m in mod.named_modules() if _is_conv_classifier(m)] if conv else []
+    return convs[-1] if convs else None
+
+
 def _get(model: nn.Module, name: str) -> nn.Module:
     try:
         return model.get_submodule(name)
@@ -64,33 +84,73 @@ def _get(model: nn.Module, name: str) -> nn.Module:
 
 def find_head(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
     """``(dotted_name, module)`` of the classifier: ``name`` if given, else the first of
-    ``fc``, ``classifier``, ``head``, ``heads`` (its last ``nn.Linear`` if it is a container), else the
-    model's last ``nn.Linear``.
+    ``fc``, ``classifier``, ``head``, ``heads`` (its last ``nn.Linear`` if it is a container, or its last
+    1 x 1 ``nn.Conv2d`` if it holds no ``nn.Linear``, as in SqueezeNet), else the model's last ``nn.Linear``.
 
     >>> find_head(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))[0]
     '3'
+    >>> from torchvision.models import squeezenet1_1
+    >>> find_head(squeezenet1_1(weights=None))
+    ('classifier.1', Conv2d(512, 1000, kernel_size=(1, 1), stride=(1, 1)))
     """
     _check_model(model)
     if name is not None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a dotted module name such as 'fc' or 'classifier.3', got {name!r}")
         return name, _get(model, name)
-    for attr in HEAD_NAMES:
-        mod = getattr(model, attr, None)
-        if isinstance(mod, nn.Linear):
-            return attr, mod
-        if isinstance(mod, nn.Module):
-            inner = _linear_names(mod)
-            if inner:
-                full = f"{attr}.{inner[-1]}"
-                return full, model.get_submodule(full)
+    for conv in (False, True):  # an nn.Linear under any of the names first, then a 1 x 1 convolution
+        for attr in HEAD_NAMES:
+            mod = getattr(model, attr, None)
+            if isinstance(mod, nn.Module):
+                inner = _classifier_in(mod, conv)
+                if inner is not None:
+                    full = f"{attr}.{inner}" if inner else attr
+                    return full, model.get_submodule(full)
     linears = _linear_names(model)
     if not linears:
         raise ValueError(
-            f"no classifier found in {type(model).__name__}: it has no nn.Linear and no attribute named "
-            f"{', '.join(HEAD_NAMES)}; pass name='...' with the dotted name of the layer to replace"
+            f"no classifier found in {type(model).__name__}: it has no nn.Linear, and no attribute named "
+            f"{', '.join(HEAD_NAMES)} holds an nn.Linear or a 1 x 1 nn.Conv2d; pass name='...' with the dotted "
+            "name of the layer to replace"
         )
     return linears[-1], model.get_submodule(linears[-1])
+
+
+def find_aux_heads(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``[(dotted_name, module)]`` of the auxiliary classifiers: in each top-level submodule whose name starts
+    with ``aux`` (any case), its last ``nn.Linear`` (or 1 x 1 convolution) with as many outputs as the main
+    head. GoogLeNet has ``aux1.fc2`` and ``aux2.fc2``, Inception v3 ``AuxLogits.fc`` (while ``aux_logits=True``);
+    most models have none. :func:`replace_head` replaces them along with the main head.
+
+    >>> from torchvision.models import googlenet
+    >>> [name for name, _ in find_aux_heads(googlenet(weights=None, aux_logits=True, init_weights=False))]
+    ['aux1.fc2', 'aux2.fc2']
+    >>> find_aux_heads(nn.Sequential(nn.Linear(4, 2)))
+    []
+    """
+    _check_model(model)
+    main_name, main = find_head(model)
+    classes = _out_features(main)
+    found = []
+    for child_name, child in model.named_children():
+        if not child_name.lower().startswith("aux") or not isinstance(child, nn.Module):
+            continue
+        inner = _classifier_in(child)
+        if inner is None:
+            continue
+        full = f"{child_name}.{inner}" if inner else child_name
+        layer = model.get_submodule(full)
+        if full != main_name and _out_features(layer) == classes:
+            found.append((full, layer))
+    return found
+
+
+def _out_features(layer: nn.Module) -> int | None:
+    if isinstance(layer, nn.Linear):
+        return layer.out_features
+    if isinstance(layer, nn.Conv2d):
+        return layer.out_channels
+    return None
 
 
 def _set(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -102,10 +162,40 @@ def _set(model: nn.Module, name: str, new: nn.Module) -> None:
         setattr(parent, leaf, new)
 
 
-def replace_head(model: nn.Module, new: int | nn.Module, name: str | None = None, bias: bool = True) -> nn.Module:
+def _new_layer(old: nn.Module, head_name: str, classes: int, bias: bool | None) -> nn.Module:
+    """A fresh ``nn.Linear`` (or 1 x 1 ``nn.Conv2d``) with ``old``'s inputs and ``classes`` outputs."""
+    keep = (getattr(old, "bias", None) is not None) if bias is None else bias
+    if isinstance(old, nn.Linear):
+        return nn.Linear(old.in_features, classes, bias=keep)
+    if _is_conv_classifier(old):
+        return nn.Conv2d(old.in_channels, classes, kernel_size=1, bias=keep)
+    raise ValueError(
+        f"{head_name!r} is a {type(old).__name__}, not nn.Linear: pass the replacement module itself, "
+        f"e.g. replace_head(model, nn.Linear(features, {classes}), name={head_name!r}) (a class count rebuilds "
+        "only an nn.Linear or a 1 x 1 nn.Conv2d)"
+    )
+
+
+def _placed(layer: nn.Module, old: nn.Module) -> nn.Module:
+    ref = next(old.parameters(), None)
+    return layer.to(device=ref.device, dtype=ref.dtype) if ref is not None else layer
+
+
+def replace_head(
+    model: nn.Module, new: int | nn.Module, name: str | None = None, bias: bool | None = None
+) -> nn.Module:
     """Swap the classifier for ``nn.Linear(in_features, new)`` (or for the module ``new``); return it.
 
-    The new layer is created on the old one's device and dtype and is trainable. Build the optimizer
+    * A 1 x 1 convolution classifier (SqueezeNet's ``classifier.1``) becomes ``nn.Conv2d(in_channels, new, 1)``.
+    * ``bias``: ``None`` (default) gives the new layer a bias exactly when the old one had one (MaxViT's
+      head has none); ``True``/``False`` force it.
+    * ``new`` may be any integer, NumPy or 0-d tensor integer included (``np.int64(7)``).
+    * Auxiliary classifiers (GoogLeNet's ``aux1.fc2``/``aux2.fc2``, Inception v3's ``AuxLogits.fc``; see
+      :func:`find_aux_heads`) are replaced too, after the main head and in the same way, when ``new`` is a
+      class count and the main head is the one replaced, so the train-mode outputs all have ``new`` classes.
+      With a module for ``new`` they are left as they are.
+
+    The new layers are created on the old ones' device and dtype and are trainable. Build the optimizer
     *after* this call: one built before still holds the old layer's parameters.
 
     >>> from torchvision.models import mobilenet_v3_small
@@ -115,22 +205,31 @@ def replace_head(model: nn.Module, new: int | nn.Module, name: str | None = None
     'classifier.3'
     """
     head_name, old = find_head(model, name)
+    if bias is not None and not isinstance(bias, bool):
+        raise TypeError(f"bias must be True, False or None (as the old head), got {bias!r}")
     if isinstance(new, nn.Module):
-        layer = new
-    else:
-        if isinstance(new, bool) or not isinstance(new, int) or new < 1:
-            raise ValueError(f"the new head needs a positive number of output classes, got {new!r}")
-        if not isinstance(old, nn.Linear):
-            raise ValueError(
-                f"{head_name!r} is a {type(old).__name__}, not nn.Linear: pass the replacement module itself, "
-                f"e.g. replace_head(model, nn.Linear(features, {new}), name={head_name!r})"
-            )
-        layer = nn.Linear(old.in_features, new, bias=bias)
-    ref = next(old.parameters(), None)
-    if ref is not None:
-        layer = layer.to(device=ref.device, dtype=ref.dtype)
+        if bias is not None:
+            raise ValueError("bias applies when new is a number of classes; a replacement module brings its own layers")
+        _set(model, head_name, _placed(new, old))
+        return new
+    if not _is_int(new) or int(_scalar(new)) < 1:
+        raise ValueError(f"the new head needs a positive number of output classes, got {new!r}")
+    classes = int(_scalar(new))
+    aux = []
+    if name is None or name == _auto_head_name(model):
+        aux = find_aux_heads(model)
+    layer = _placed(_new_layer(old, head_name, classes, bias), old)
     _set(model, head_name, layer)
+    for aux_name, aux_old in aux:
+        _set(model, aux_name, _placed(_new_layer(aux_old, aux_name, classes, bias), aux_old))
     return layer
+
+
+def _auto_head_name(model: nn.Module) -> str | None:
+    try:
+        return find_head(model)[0]
+    except ValueError:
+        return None
 
 
 def _select(model: nn.Module, modules) -> list[tuple[str, nn.Module]]:
@@ -255,7 +354,12 @@ def recalibrate_bn(model: nn.Module, data, batch_size: int = 256, device=None) -
 
 
 def count_trainable(model: nn.Module) -> int:
-    """Number of parameters with ``requires_grad=True``."""
+    """Number of parameters with ``requires_grad=True``.
+
+    >>> count_trainable(freeze(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 3)), "0"))
+    9
+    """
+    _check_model(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

@@ -22,7 +22,7 @@ import math
 from torch import nn
 
 from .checks import check_positive_float, check_positive_int
-from .heads import find_head, freeze, unfreeze
+from .heads import find_aux_heads, find_head, freeze, unfreeze
 
 __all__ = ["layer_groups", "discriminative_lr", "freeze_to", "gradual_unfreeze", "fine_tune"]
 
@@ -38,15 +38,17 @@ def layer_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
 
     Top-level children that hold parameters, each a group, with a ResNet's ``conv1``/``bn1`` merged into
     ``stem``. A model that is a feature ``Sequential`` plus a classifier (MobileNet, EfficientNet, VGG)
-    is split into the feature blocks instead.
+    is split into the feature blocks instead. Auxiliary classifier branches (GoogLeNet's ``aux1``/``aux2``,
+    Inception v3's ``AuxLogits``; see :func:`~retune_lib.heads.find_aux_heads`) belong to the head group.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
     head_name, _ = find_head(model)
     head_top = head_name.split(".")[0]
+    aux_tops = list(dict.fromkeys(n.split(".")[0] for n, _ in find_aux_heads(model)))
     groups: list[tuple[str, list[str]]] = []
     for name, child in model.named_children():
-        if not _owns_parameters(child) or name == head_top:
+        if not _owns_parameters(child) or name == head_top or name in aux_tops:
             continue
         if name in _STEM:
             if groups and groups[-1][0] == "stem":
@@ -61,7 +63,7 @@ def layer_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
                   if _owns_parameters(blk)]
     if not groups:
         raise ValueError("the model has no parameter-holding blocks apart from its classifier")
-    groups.append((head_top, [head_top]))
+    groups.append((head_top, aux_tops + [head_top]))
     return groups
 
 

@@ -125,3 +125,37 @@ def test_recalibrate_bn(digits):
     assert not m.training and type(m.bn1).__name__ == "EvalBatchNorm2d" and m.bn1.momentum == 0.1
     with pytest.raises(ValueError, match="no batch-norm layers"):
         recalibrate_bn(nn.Linear(2, 2), (torch.zeros(2, 2), torch.zeros(2, dtype=torch.int64)))
+
+
+def test_conv_classifier_aux_heads_and_bias():
+    sq = models.squeezenet1_1(weights=None)  # classifier = Dropout, Conv2d(512, 1000, 1), ReLU, AdaptiveAvgPool2d
+    assert find_head(sq)[0] == "classifier.1"
+    new = replace_head(sq, 4)
+    assert isinstance(new, nn.Conv2d) and new.kernel_size == (1, 1) and (new.in_channels, new.out_channels) == (512, 4)
+    assert sq.eval()(torch.zeros(1, 3, 24, 24)).shape == (1, 4)
+    g = models.googlenet(weights=None, aux_logits=True, init_weights=False)
+    assert [n for n, _ in rt.find_aux_heads(g)] == ["aux1.fc2", "aux2.fc2"]
+    replace_head(g, 5)
+    assert g.aux1.fc2.out_features == g.aux2.fc2.out_features == g.fc.out_features == 5
+    assert rt.layer_groups(g)[-1] == ("fc", ["aux1", "aux2", "fc"])
+    no_bias = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False))  # like MaxViT's head
+    assert replace_head(no_bias, 2).bias is None and replace_head(no_bias, 2, bias=True).bias is not None
+    assert replace_head(rt.SmallResNet(10), 2, bias=False).bias is None
+    with pytest.raises(TypeError, match="bias must be True, False or None"):
+        replace_head(rt.SmallResNet(10), 2, bias="no")
+    with pytest.raises(ValueError, match="bias applies when new is a number of classes"):
+        replace_head(rt.SmallResNet(10), nn.Linear(256, 2), bias=False)
+
+
+def test_class_count_may_be_a_numpy_or_tensor_integer_and_draws_like_nn_linear():
+    import numpy as np
+
+    for n in (np.int64(7), torch.tensor(7), 7):
+        m = rt.SmallResNet(10)
+        torch.manual_seed(3)
+        new = replace_head(m, n)
+        torch.manual_seed(3)
+        ref = nn.Linear(256, 7)  # the same layer, the same random draws as before bias=None existed
+        assert type(new.out_features) is int and torch.equal(new.weight, ref.weight) and torch.equal(new.bias, ref.bias)
+    with pytest.raises(ValueError, match="positive number of output classes, got"):
+        replace_head(rt.SmallResNet(10), np.int64(0))
