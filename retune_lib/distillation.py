@@ -12,12 +12,14 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import check_fraction, check_positive_float
+from .checks import _is_int, _scalar, check_fraction, check_positive_float
+from .losses import _class_targets
 
 __all__ = ["kd_loss", "map_logits"]
 
@@ -41,7 +43,12 @@ def kd_loss(
 
     ``temperature`` T softens both distributions; ``t_squared`` multiplies the soft term by T², which keeps
     its gradients the same size whatever T (Hinton et al.; torchdistill does, Avalanche's LwF does not).
-    ``alpha`` weighs the hard cross-entropy on ``labels`` (needed when ``alpha > 0``).
+    ``alpha`` weighs the hard cross-entropy on ``labels`` (needed when ``alpha > 0``): a 1-d integer tensor
+    of class indices 0..C-1, one per row, on the logits' device.
+
+    >>> s, t = torch.zeros(2, 3), torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    >>> round(float(kd_loss(s, t, torch.tensor([0, 2]), temperature=1.0, alpha=0.5)), 4)
+    0.7658
     """
     s = _logits(student_logits, "student_logits")
     t = _logits(teacher_logits, "teacher_logits")
@@ -54,6 +61,8 @@ def kd_loss(
         raise ValueError(f"student logits are on {s.device} but the teacher's are on {t.device}")
     temp = check_positive_float(temperature=temperature)
     alpha = check_fraction(alpha=alpha)
+    if not isinstance(t_squared, (bool, np.bool_)):
+        raise TypeError(f"t_squared must be True or False, got {t_squared!r}")
     soft = F.kl_div(F.log_softmax(s / temp, dim=1), F.softmax(t.detach().to(s.dtype) / temp, dim=1), reduction="batchmean")
     if t_squared:
         soft = soft * temp * temp
@@ -61,6 +70,7 @@ def kd_loss(
         return soft
     if labels is None:
         raise ValueError("alpha > 0 weighs a cross-entropy on labels: pass labels, or alpha=0 for the soft loss alone")
+    labels = _class_targets(labels, s, "labels", "student_logits")
     return alpha * F.cross_entropy(s, labels) + (1 - alpha) * soft
 
 
@@ -79,6 +89,8 @@ def map_logits(
     """
     z = _logits(teacher_logits, "teacher_logits")
     temp = check_positive_float(temperature=temperature)
+    if isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable):
+        raise TypeError(f"groups must be a list of teacher-class lists (or a dict student -> list), got {type(groups).__name__}")
     if isinstance(groups, Mapping):
         keys = sorted(groups)
         if keys != list(range(len(keys))):
@@ -87,11 +99,15 @@ def map_logits(
     seen: set[int] = set()
     index = []
     for i, group in enumerate(groups):
-        group = [group] if isinstance(group, int) else list(group)
+        if _is_int(group):
+            group = [group]
+        elif isinstance(group, (str, bytes)) or not isinstance(group, Iterable):
+            raise TypeError(f"groups[{i}] must be a teacher class or a list of them, got {group!r}")
+        group = [int(_scalar(c)) if _is_int(c) else c for c in group]
         if not group:
             raise ValueError(f"student class {i} has no teacher class")
         for c in group:
-            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < z.shape[1]:
+            if not _is_int(c) or not 0 <= c < z.shape[1]:
                 raise ValueError(f"teacher class {c!r} (for student class {i}) is out of range 0..{z.shape[1] - 1}")
             if c in seen:
                 raise ValueError(f"teacher class {c} appears in more than one group")

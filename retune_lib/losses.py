@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 WEIGHT_SCHEMES = ("inverse", "sqrt", "effective")
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def _labels(y, name: str = "labels") -> torch.Tensor:
@@ -38,6 +39,43 @@ def _labels(y, name: str = "labels") -> torch.Tensor:
         got = f"a {y.dim()}-d {y.dtype} tensor" if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"{name} must be a 1-d tensor of integer class indices, got {got}")
     return y
+
+
+def _class_targets(y, logits: torch.Tensor, name: str = "target", logits_name: str = "logits") -> torch.Tensor:
+    """``y`` checked as class indices for ``logits`` (N x C): a 1-d integer tensor of N labels in 0..C-1 on the
+    logits' device. One ``aminmax`` reads the range (a device sync on a GPU)."""
+    y = _labels(y, name)
+    if len(y) != len(logits):
+        raise ValueError(f"{logits_name} has {len(logits)} rows but {name} has {len(y)} labels")
+    if y.device != logits.device:
+        raise ValueError(f"{name} is on {y.device} but {logits_name} is on {logits.device}; put them on the same device")
+    if len(y) and y.device.type != "meta":
+        lo, hi = (int(v) for v in torch.aminmax(y))
+        if lo < 0 or hi >= logits.shape[1]:
+            raise ValueError(
+                f"{name} holds class {lo if lo < 0 else hi}, out of range: {logits_name} has {logits.shape[1]} "
+                f"classes, so labels must lie in 0..{logits.shape[1] - 1}"
+            )
+    return y
+
+
+def _float_logits(t, name: str = "logits") -> torch.Tensor:
+    if not isinstance(t, torch.Tensor) or t.dim() != 2 or not t.is_floating_point():
+        got = f"shape {tuple(t.shape)}, {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"{name} must be an N x C float tensor, got {got}")
+    return t
+
+
+def _check_gamma(gamma) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < math.inf:
+        raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
+    return gamma
+
+
+def _tensor(t, name: str) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    return t
 
 
 def class_weights(labels: torch.Tensor, num_classes: int | None = None, scheme: str = "inverse", beta: float = 0.999) -> torch.Tensor:
@@ -123,6 +161,9 @@ def weighted_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Te
     >>> weighted_mse_loss(torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 0.0]), torch.tensor([3.0, 1.0]))
     tensor(3.)
     """
+    _tensor(pred, "pred"), _tensor(target, "target")
+    if weight is not None:
+        _tensor(weight, "weight")
     if pred.dim() == 2 and pred.shape[1] == 1 and target.dim() == 1:
         pred = pred[:, 0]
     if pred.shape != target.shape:
@@ -150,19 +191,18 @@ def focal_loss(
     >>> torch.allclose(focal_loss(z, y, gamma=0.0), F.cross_entropy(z, y))
     True
     """
-    if logits.dim() != 2:
+    if isinstance(logits, torch.Tensor) and logits.dim() != 2:
         raise ValueError(f"logits must be N x C, got shape {tuple(logits.shape)}")
-    target = _labels(target, "target")
-    if len(target) != len(logits):
-        raise ValueError(f"logits has {len(logits)} rows but target has {len(target)} labels")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < math.inf:
-        raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
-    check_choice("reduction", reduction, ("mean", "sum", "none"))
+    _float_logits(logits)
+    target = _class_targets(target, logits)
+    _check_gamma(gamma)
+    check_choice("reduction", reduction, REDUCTIONS)
+    if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != (logits.shape[1],)):
+        got = f"shape {tuple(weight.shape)}" if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise ValueError(f"weight must hold one value per class ({logits.shape[1]}), got {got}")
     logp = F.log_softmax(logits, dim=1).gather(1, target[:, None]).squeeze(1)
     loss = -((1 - logp.exp()) ** gamma) * logp if gamma else -logp
     if weight is not None:
-        if weight.shape != (logits.shape[1],):
-            raise ValueError(f"weight must hold one value per class ({logits.shape[1]}), got shape {tuple(weight.shape)}")
         w = weight.to(loss)[target]
         loss = loss * w
         if reduction == "mean":
@@ -177,6 +217,10 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None, reduction: str = "mean"):
         super().__init__()
+        _check_gamma(gamma)
+        check_choice("reduction", reduction, REDUCTIONS)
+        if weight is not None:
+            _tensor(weight, "weight")
         self.gamma, self.reduction = gamma, reduction
         self.register_buffer("weight", weight)
 
@@ -214,6 +258,7 @@ def bce_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tenso
     >>> round(bce_loss(torch.zeros(2, 3), torch.tensor([0, -1])).item(), 4)  # log 2: every sigmoid at 0.5
     0.6931
     """
+    _tensor(logits, "logits"), _tensor(target, "target")
     if logits.dim() != 2:
         raise ValueError(f"logits must be N x C, got shape {tuple(logits.shape)}")
     if not target.is_floating_point():

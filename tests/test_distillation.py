@@ -40,6 +40,32 @@ def test_kd_loss_errors():
         rt.kd_loss(torch.zeros(4, dtype=torch.long), s)
 
 
+@pytest.mark.parametrize("labels, message", [
+    (torch.tensor([0, 1, 2, 99]), r"labels holds class 99, out of range: student_logits has 3 classes, so labels must lie in 0..2"),
+    (torch.tensor([0, -1, 2, 1]), r"labels holds class -1, out of range"),
+    (torch.tensor([0, 1, 2]), r"student_logits has 4 rows but labels has 3 labels"),
+    (torch.tensor([0.0, 1.0, 2.0, 1.0]), r"labels must be a 1-d tensor of integer class indices, got a 1-d torch.float32 tensor"),
+    (torch.zeros(4, 1, dtype=torch.int64), r"labels must be a 1-d tensor of integer class indices, got a 2-d torch.int64 tensor"),
+    ([0, 1, 2, 1], r"labels must be a 1-d tensor of integer class indices, got list"),
+    (torch.zeros(4, dtype=torch.int64, device="meta"), r"labels is on meta but student_logits is on cpu"),
+], ids=["too-large", "negative", "short", "float", "2-d", "list", "other-device"])
+def test_kd_loss_checks_the_labels(labels, message):
+    s = torch.randn(4, 3)
+    with pytest.raises(ValueError, match=message):
+        rt.kd_loss(s, s, labels, alpha=0.5)
+
+
+def test_map_logits_takes_numpy_and_tensor_classes():
+    import numpy as np
+
+    z = torch.randn(3, 5)
+    assert torch.equal(rt.map_logits(z, [np.array([1]), [np.int64(3)], torch.tensor(4)]), z[:, [1, 3, 4]])
+    with pytest.raises(TypeError, match="groups must be a list of teacher-class lists"):
+        rt.map_logits(z, 5)
+    with pytest.raises(TypeError, match=r"t_squared must be True or False, got 'yes'"):
+        rt.kd_loss(z, z, t_squared="yes")
+
+
 def test_map_logits_merges_probability_mass():
     torch.manual_seed(0)
     z = torch.randn(6, 5)

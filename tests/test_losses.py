@@ -98,6 +98,21 @@ def test_focal_loss():
         focal_loss(z, y, reduction="avg")
 
 
+def test_focal_loss_checks_the_targets_range_length_and_device():
+    z = torch.randn(4, 3)
+    for bad, cls in ((torch.tensor([0, 1, 2, 3]), 3), (torch.tensor([0, -1, 2, 1]), -1)):
+        with pytest.raises(ValueError, match=rf"target holds class {cls}, out of range: logits has 3 classes, so labels must lie in 0..2"):
+            focal_loss(z, bad)  # gather would fail deep inside torch (a device-side assert on a GPU)
+    with pytest.raises(ValueError, match="logits has 4 rows but target has 3 labels"):
+        focal_loss(z, torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="target is on meta but logits is on cpu"):
+        focal_loss(z, torch.zeros(4, dtype=torch.int64, device="meta"))
+    with pytest.raises(ValueError, match="logits must be an N x C float tensor, got shape \\(4, 3\\), torch.int64"):
+        focal_loss(z.long(), torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="gamma must be a number >= 0"):
+        rt.FocalLoss(gamma=-2)  # refused when built, not at the first batch
+
+
 def test_one_hot_and_bce():
     y = torch.tensor([1, -1, 0])
     t = one_hot_targets(y, 3)
