@@ -17,6 +17,7 @@ per-epoch history; and a stop with a clear message if the loss turns NaN or infi
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import check_choice, check_nonnegative_int, check_positive_float, check_positive_int
+from .checks import _scalar, check_choice, check_nonnegative_int, check_positive_float, check_positive_int
 
 __all__ = [
     "DEVICES",
@@ -114,14 +115,22 @@ def make_optimizer(
     """
     check_choice("optimizer", name, OPTIMIZERS)
     check_positive_float(lr=lr)
+    wd = _scalar(weight_decay)
+    if isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not 0 <= wd < math.inf:
+        raise ValueError(f"weight_decay must be a number >= 0, got {wd!r}")
     if isinstance(model, nn.Module):
         params = trainable_parameters(model)
         if not params:
             raise ValueError("the model has no trainable parameters: unfreeze something before building an optimizer")
     else:
+        if isinstance(model, (str, bytes, torch.Tensor)) or not isinstance(model, Iterable):
+            raise TypeError(f"make_optimizer needs a model, or an iterable of parameters or param-group dicts, got {type(model).__name__}")
         params = list(model)
         if not params:
             raise ValueError("make_optimizer got an empty parameter list")
+        bad = next((p for p in params if not isinstance(p, (torch.Tensor, dict))), None)
+        if bad is not None:
+            raise TypeError(f"make_optimizer needs parameters (tensors) or param-group dicts, got {type(bad).__name__}")
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[name]
     return cls(params, lr=lr, weight_decay=weight_decay, **kw)
 
@@ -167,6 +176,9 @@ def _unpack(data) -> tuple[torch.Tensor, torch.Tensor] | None:
         )
     if len(x) != len(y):
         raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
+    for what, t in (("inputs", x), ("targets", y)):
+        if t.device.type == "meta":
+            raise ValueError(f"{what} are on the meta device: they have a shape but no data")
     return x, y
 
 
@@ -201,6 +213,67 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _check_model(model, who: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{who} needs a torch.nn.Module, got {type(model).__name__}")
+    if any(p.device.type == "meta" for p in model.parameters()):
+        raise ValueError(
+            "the model's parameters are on the meta device (shapes without data): give them data first, "
+            "e.g. model.to_empty(device='cpu') then load_state_dict(...)"
+        )
+
+
+def _forward(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    """``model(xb)``; a failure with inputs of another dtype than the parameters is explained in one line."""
+    try:
+        return model(xb)
+    except RuntimeError as e:
+        p = next((q for q in model.parameters() if q.is_floating_point()), None)
+        if p is None or xb.dtype == p.dtype:
+            raise
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"inputs are {xb.dtype} but the model's parameters are {p.dtype}: convert the inputs "
+            f"(e.g. x.to({p.dtype})); torch said: {reason}"
+        ) from None
+
+
+def _loss(loss_fn: Callable, out: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """``loss_fn(out, yb)``; a failure from labels out of range or float labels for a classifier is explained."""
+    try:
+        return loss_fn(out, yb)
+    except (IndexError, RuntimeError, ValueError):
+        problem = _target_problem(out, yb)
+        if problem is None:
+            raise
+        raise ValueError(problem) from None
+
+
+def _target_problem(out: torch.Tensor, yb: torch.Tensor) -> str | None:
+    if not (isinstance(out, torch.Tensor) and out.dim() == 2 and yb.dim() == 1 and out.shape[1] > 1):
+        return None
+    if yb.is_floating_point():
+        return (
+            f"targets are {yb.dtype} of shape {tuple(yb.shape)} but the model outputs {out.shape[0]} x {out.shape[1]} "
+            "class scores: a classifier's targets must be int64 class indices (y.long())"
+        )
+    if yb.dtype == torch.bool or len(yb) == 0:
+        return None
+    lo, hi = (int(v) for v in torch.aminmax(yb))
+    if lo < 0 or hi >= out.shape[1]:
+        return (
+            f"targets hold class {lo if lo < 0 else hi}, out of range: the model has {out.shape[1]} outputs, "
+            f"so labels must lie in 0..{out.shape[1] - 1}"
+        )
+    return None
+
+
+def _nonfinite(xb: torch.Tensor, yb: torch.Tensor) -> str:
+    """Which of a batch's inputs and targets hold NaN or infinite values ("" if neither)."""
+    bad = [what for what, t in (("inputs", xb), ("targets", yb)) if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    return " and ".join(bad)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, data, batch_size: int = 1024, device: str | torch.device | None = None) -> torch.Tensor:
     """The model's outputs (logits) for every example, in order, in eval mode, on the CPU.
@@ -208,13 +281,15 @@ def predict(model: nn.Module, data, batch_size: int = 1024, device: str | torch.
     >>> predict(nn.Flatten(), torch.zeros(3, 1, 2, 2)).shape
     torch.Size([3, 4])
     """
+    _check_model(model, "predict")
+    batch_size = check_positive_int(batch_size=batch_size)
     dev = _model_device(model) if device is None else select_device(device)
     if isinstance(data, torch.Tensor):
         data = (data, torch.zeros(len(data), dtype=torch.int64))
     was = model.training
     model.eval()
     try:
-        outs = [model(xb).float().cpu() for xb, _ in _batches(data, batch_size, False, None, dev)]
+        outs = [_forward(model, xb).float().cpu() for xb, _ in _batches(data, batch_size, False, None, dev)]
     finally:
         model.train(was)
     return torch.cat(outs) if outs else torch.empty(0)
@@ -232,6 +307,9 @@ def evaluate(
     >>> sorted(evaluate(nn.Sequential(nn.Flatten(), nn.Linear(256, 10)), load_digits()))
     ['accuracy', 'loss']
     """
+    _check_model(model, "evaluate")
+    batch_size = check_positive_int(batch_size=batch_size)
+    _check_loss_fn(loss_fn)
     dev = _model_device(model) if device is None else select_device(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was = model.training
@@ -239,8 +317,14 @@ def evaluate(
     total, loss_sum, correct, classifies = 0, 0.0, 0, False
     try:
         for xb, yb in _batches(data, batch_size, False, None, dev):
-            out = model(xb)
-            loss_sum += float(loss_fn(out, yb)) * len(yb)
+            out = _forward(model, xb)
+            loss = float(_loss(loss_fn, out, yb))
+            if not math.isfinite(loss) and _nonfinite(xb, yb):
+                raise ValueError(
+                    f"the {_nonfinite(xb, yb)} hold NaN or infinite values (batch from example {total}): "
+                    "evaluate needs finite data"
+                )
+            loss_sum += loss * len(yb)
             classifies = out.dim() == 2 and out.shape[1] > 1 and not yb.is_floating_point()
             if classifies:
                 correct += int((out.argmax(1) == yb).sum())
@@ -276,15 +360,30 @@ def fit(
     * ``scheduler``: stepped once per batch (OneCycleLR-style) if it has ``total_steps``, else per epoch.
     * ``seed``: seeds dropout and the shuffling order (same seed, same numbers on the CPU);
       ``None`` leaves the global RNG alone.
-    * A NaN or infinite loss raises :class:`TrainingDiverged` naming the epoch and step.
+    * A NaN or infinite loss raises :class:`TrainingDiverged` naming the epoch and step (and whether the
+      batch's inputs or targets already held NaN or infinite values).
+    * Bad data is one ``ValueError``/``TypeError`` line, not a torch traceback: labels outside the model's
+      outputs, float labels for a classifier, inputs of another dtype than the model's parameters, tensors
+      on the meta device, an optimizer that misses trainable parameters, a scheduler of another optimizer.
 
     Returns a :class:`History`. The model is moved to ``device`` and left in train mode.
     """
     epochs = check_positive_int(epochs=epochs)
     batch_size = check_positive_int(batch_size=batch_size)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"fit needs a torch.nn.Module, got {type(model).__name__}")
+    _check_model(model, "fit")
     dev = select_device(device)
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (e.g. make_optimizer(model)), got {type(optimizer).__name__}")
+    if scheduler is not None:
+        if not callable(getattr(scheduler, "step", None)):
+            raise TypeError(f"scheduler must have a step() method (a torch.optim.lr_scheduler), got {type(scheduler).__name__}")
+        owner = getattr(scheduler, "optimizer", None)
+        if isinstance(owner, torch.optim.Optimizer) and owner is not optimizer:
+            raise ValueError(
+                "the scheduler steps another optimizer than the one fit uses: build it on the optimizer you pass "
+                "as optimizer=... (fit's own Adam is made only when optimizer is None)"
+            )
+    _check_loss_fn(loss_fn)
     if _num_batches(train, batch_size) == 0:
         raise ValueError("fit got an empty training set: nothing to train on (check the split or k per class)")
     gen = seed_everything(seed) if seed is not None else None
@@ -307,12 +406,15 @@ def fit(
             model.train()
             seen, loss_sum, correct, classifies = 0, 0.0, 0, False
             for step, (xb, yb) in enumerate(_batches(train, batch_size, True, gen, dev), 1):
-                out = model(xb)
-                loss = loss_fn(out, yb)
+                out = _forward(model, xb)
+                loss = _loss(loss_fn, out, yb)
                 if not torch.isfinite(loss):
+                    bad = _nonfinite(xb, yb)
                     raise TrainingDiverged(
-                        f"loss became {loss.item()} at epoch {epoch}, step {step}: lower the learning rate "
-                        f"(lr={optimizer.param_groups[0]['lr']:.3g}) or check the inputs and targets for NaN"
+                        f"loss became {loss.item()} at epoch {epoch}, step {step}: "
+                        + (f"the batch's {bad} hold NaN or infinite values" if bad else
+                           f"lower the learning rate (lr={optimizer.param_groups[0]['lr']:.3g}) or check the inputs "
+                           "and targets for NaN")
                     )
                 if not loss.requires_grad:
                     raise ValueError(
@@ -348,6 +450,11 @@ def fit(
         bar.close()
     model.train()
     return history
+
+
+def _check_loss_fn(loss_fn) -> None:
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable (e.g. nn.CrossEntropyLoss() or rt.focal_loss), got {type(loss_fn).__name__}")
 
 
 def _check_optimizer_covers(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
