@@ -89,6 +89,10 @@ class ImageSet(torch.utils.data.Dataset):
             )
         if self.y.dtype != torch.int64:
             raise TypeError(f"ImageSet labels must be int64 class indices, got {self.y.dtype}")
+        if not self.x.is_floating_point():
+            raise TypeError(f"ImageSet x must be a floating-point tensor (images in [0, 1], ink = 1), got {self.x.dtype}")
+        if self.x.device.type != "meta" and not bool(torch.isfinite(self.x).all()):
+            raise ValueError("ImageSet x holds NaN or infinite values; images must be finite")
         self.classes = tuple(self.classes)
         if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
             raise ValueError(f"labels must lie in 0..{len(self.classes) - 1} for {len(self.classes)} classes")
@@ -172,10 +176,16 @@ class ImageSet(torch.utils.data.Dataset):
         check_fraction(test_fraction=test_fraction)
         if not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
+        seed = check_nonnegative_int(seed=seed)
         idx = np.arange(len(self))
-        tr, te = train_test_split(
-            idx, test_size=test_fraction, stratify=self.y.cpu().numpy(), random_state=check_nonnegative_int(seed=seed)
-        )
+        try:
+            tr, te = train_test_split(idx, test_size=test_fraction, stratify=self.y.cpu().numpy(), random_state=seed)
+        except ValueError as e:  # too few examples for a stratified split: say which set and fraction
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"cannot split {self.name!r} ({len(self)} examples, {self.num_classes} classes) with "
+                f"test_fraction={test_fraction}: {reason}"
+            ) from None
         return self.subset(torch.as_tensor(tr)), self.subset(torch.as_tensor(te))
 
     def _class_index(self, c: int | str) -> int:

@@ -105,6 +105,24 @@ class PretrainRecipe:
     label_smoothing: float = 0.1
     seed: int = 0
 
+    def __post_init__(self) -> None:  # checks only: the stored values (and so the cache key) stay as given
+        from .checks import _is_int, check_nonnegative_int, check_positive_float
+
+        for name in ("n_glyphs", "epochs", "batch_size"):
+            check_positive_int(**{name: getattr(self, name)})
+        check_nonnegative_int(seed=self.seed)
+        check_positive_float(lr=self.lr)
+        if isinstance(self.distortion, bool) or not isinstance(self.distortion, (int, float)) or not 0 <= self.distortion <= 3:
+            raise ValueError(f"distortion must be a number between 0 and 3, got {self.distortion!r}")
+        widths = tuple(self.widths) if isinstance(self.widths, (tuple, list)) else ()
+        if len(widths) != 4 or not all(_is_int(w) and w >= 1 for w in widths):
+            raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {self.widths!r}")
+        for name, low, high in (("weight_decay", 0.0, None), ("label_smoothing", 0.0, 1.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v < (high if high else float("inf")):
+                allowed = f"in [{low:g}, {high:g})" if high else f">= {low:g} and finite"
+                raise ValueError(f"{name} must be a number {allowed}, got {v!r}")
+
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
@@ -112,8 +130,16 @@ class PretrainRecipe:
 
 def base_path(recipe: PretrainRecipe | None = None) -> pathlib.Path:
     """Where the base built by ``recipe`` is cached."""
-    recipe = recipe or PretrainRecipe()
+    recipe = _recipe(recipe)
     return cache_dir() / f"base-{recipe.key()}.pt"
+
+
+def _recipe(recipe) -> PretrainRecipe:
+    if recipe is None:
+        return PretrainRecipe()
+    if not isinstance(recipe, PretrainRecipe):
+        raise TypeError(f"recipe must be a PretrainRecipe, got {type(recipe).__name__} (e.g. PretrainRecipe(epochs=3))")
+    return recipe
 
 
 @contextlib.contextmanager
@@ -140,7 +166,7 @@ def build_base(
     """
     from .training import select_device
 
-    recipe = recipe or PretrainRecipe()
+    recipe = _recipe(recipe)
     dev = select_device(device)
     with _untouched_global_rng():
         return _build(recipe, dev, progress)
@@ -193,7 +219,7 @@ def load_base(
     from .data import SOURCE_CLASSES
     from .training import select_device
 
-    recipe = recipe or PretrainRecipe()
+    recipe = _recipe(recipe)
     dev = select_device(device)
     path = base_path(recipe)
     t0 = time.perf_counter()
