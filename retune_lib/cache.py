@@ -40,8 +40,35 @@ def cache_dir() -> pathlib.Path:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         root = (pathlib.Path(xdg).expanduser() if xdg else pathlib.Path.home() / ".cache") / "retune"
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        where = f"RETUNE_CACHE={env!r}" if env else f"the cache directory {root}"
+        raise CacheError(f"{where} is not a directory (a file is in the way); point RETUNE_CACHE at a folder") from None
     return root
+
+
+_LEAVES = (torch.Tensor, str, bytes, int, float, complex, bool, type(None), torch.Size, torch.dtype, torch.device)
+
+
+def _check_storable(obj: Any, where: str = "payload") -> None:
+    """Refuse what ``torch.load(weights_only=True)`` would refuse later: only tensors, numbers, strings and
+    dicts/lists/tuples of them are stored."""
+    if isinstance(obj, _LEAVES):
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}: keys must be strings or integers")
+            _check_storable(v, f"{where}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_storable(v, f"{where}[{i}]")
+    else:
+        raise TypeError(
+            f"{where} is a {type(obj).__name__}: save_checked stores tensors, numbers, strings and dicts/lists/tuples "
+            "of them (store a model's state_dict(), not the model), so that a load never runs pickled code"
+        )
 
 
 def _tensors(obj: Any, prefix: str = ""):
@@ -76,6 +103,7 @@ def save_checked(payload: dict, name: str | os.PathLike) -> pathlib.Path:
     """
     if not isinstance(payload, dict):
         raise TypeError(f"save_checked stores a dict, got {type(payload).__name__}")
+    _check_storable(payload)
     path = _path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"format": _FORMAT, "digest": _digest(payload), "payload": payload}
