@@ -61,6 +61,24 @@ def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
     return mean, sd
 
 
+def _number(v: Any, what: str) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}, got {v!r}") from None
+
+
+def _check_confidence(confidence: Any) -> float:
+    import numbers
+
+    from .checks import _scalar
+
+    confidence = _scalar(confidence)
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
+    return confidence
+
+
 def _interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
     """Two-sided Student-t interval for the mean; a single value (or zero spread) gives a point."""
     mean, sd = _mean_sd(values)
@@ -87,7 +105,14 @@ class Trials:
     values: tuple[float, ...]
 
     def __init__(self, name: str, seeds: Iterable[int], values: Iterable[float]):
-        seeds, values = tuple(int(s) for s in seeds), tuple(float(v) for v in values)
+        from .checks import _is_int, _scalar
+
+        seeds, values = tuple(seeds), tuple(values)
+        bad = next((s for s in seeds if not _is_int(s)), None)
+        if bad is not None:
+            raise ValueError(f"trials {name!r}: seeds must be integers, got {_scalar(bad)!r}")
+        seeds = tuple(int(_scalar(s)) for s in seeds)
+        values = tuple(_number(v, f"trials {name!r}: values must be numbers") for v in values)
         if len(seeds) != len(values):
             raise ValueError(f"trials {name!r}: {len(seeds)} seeds but {len(values)} values")
         if not seeds:
@@ -115,8 +140,12 @@ class Trials:
         return _mean_sd(self.values)[1]
 
     def ci(self, confidence: float = 0.95) -> tuple[float, float]:
-        """Student-t confidence interval of the mean."""
-        return _interval(self.values, confidence)
+        """Student-t confidence interval of the mean.
+
+        >>> Trials("x", [0, 1, 2], [1.0, 1.0, 1.0]).ci()
+        (1.0, 1.0)
+        """
+        return _interval(self.values, _check_confidence(confidence))
 
     def map(self, fn: Callable[[float], float], name: str | None = None) -> Trials:
         """A derived metric, seed by seed (e.g. an error rate from an accuracy)."""
@@ -158,18 +187,29 @@ def run_trials(
     >>> run_trials(lambda s: {"a": s, "b": -s}, [1, 2])["b"].values
     (-1.0, -2.0)
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable (a function of the seed), got {type(fn).__name__}")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("run_trials needs at least one seed")
     results = [fn(s) for s in seeds]
+    what = "it must return a number or a dict of numbers"
     if all(isinstance(r, Mapping) for r in results):
         keys = list(results[0])
         if any(list(r) != keys for r in results):
             raise ValueError("every call must return the same metric names")
-        return {k: Trials(f"{name}: {k}" if name else k, seeds, [float(r[k]) for r in results]) for k in keys}
+        return {k: Trials(f"{name}: {k}" if name else k, seeds,
+                          [_number(r[k], f"fn returned {r[k]!r} as {k!r} for seed {s}: {what}") for s, r in zip(seeds, results)])
+                for k in keys}
     if any(isinstance(r, Mapping) for r in results):
         raise ValueError("fn must return a number for every seed, or a dict for every seed")
-    return Trials(name, seeds, [float(r) for r in results])
+    values = []
+    for s, r in zip(seeds, results):
+        try:
+            values.append(float(r))
+        except (TypeError, ValueError):
+            raise ValueError(f"fn returned {r!r} for seed {s}: {what}") from None
+    return Trials(name, seeds, values)
 
 
 @dataclass(frozen=True)
@@ -232,8 +272,7 @@ def compare(a: Trials, b: Trials | float, confidence: float = 0.95) -> Compariso
     if not isinstance(a, Trials):
         raise TypeError(f"a must be Trials (from run_trials), got {type(a).__name__}")
     b = _as_trials(b, a.seeds, "b")
-    if not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
+    confidence = _check_confidence(confidence)
     if sorted(a.seeds) != sorted(b.seeds):
         raise ValueError(
             f"{a.name!r} and {b.name!r} were run on different seeds ({list(a.seeds)} vs {list(b.seeds)}): "
@@ -341,6 +380,9 @@ def trials_table(rows: Mapping[str, Trials], digits: int = 3, header: str = "var
     """
     if not rows:
         raise ValueError("trials_table needs at least one row")
+    from .checks import check_nonnegative_int
+
+    digits = check_nonnegative_int(digits=digits)
     cells = [[header, "mean ± sd (n)", "min", "max"]]
     for name, t in rows.items():
         cells.append([str(name), format(t, f".{digits}f"), f"{min(t.values):.{digits}f}", f"{max(t.values):.{digits}f}"])
