@@ -213,7 +213,7 @@ def replace_head(
         _set(model, head_name, _placed(new, old))
         return new
     if not _is_int(new) or int(_scalar(new)) < 1:
-        raise ValueError(f"the new head needs a positive number of output classes, got {new!r}")
+        raise ValueError(f"the new head needs a positive number of output classes, got {_scalar(new)!r}")
     classes = int(_scalar(new))
     aux = []
     if name is None or name == _auto_head_name(model):

@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -65,6 +66,12 @@ class BoundedOutput(nn.Module):
         return f"lo={self.lo}, hi={self.hi}, kind={self.kind!r}"
 
 
+def _tensor(x, name: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     """Forward ``hard``, backward through ``soft``: ``soft + (hard - soft).detach()``.
 
@@ -85,6 +92,11 @@ def soft_threshold(x: torch.Tensor, threshold: float = 0.0, temperature: float =
     >>> soft_threshold(torch.tensor([0.0]), temperature=0.5)
     tensor([0.5000])
     """
+    _tensor(x)
+    if not isinstance(threshold, torch.Tensor) and (
+        isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
+    ):
+        raise ValueError(f"threshold must be a finite number or a tensor, got {threshold!r}")
     check_positive_float(temperature=temperature)
     return torch.sigmoid((x - threshold) / temperature)
 
@@ -102,4 +114,4 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     >>> ste_round(x).sum().backward(); x.grad
     tensor([1., 1.])
     """
-    return straight_through(torch.round(x), x)
+    return straight_through(torch.round(_tensor(x)), x)

@@ -21,8 +21,8 @@ import math
 
 from torch import nn
 
-from .checks import check_positive_float, check_positive_int
-from .heads import find_aux_heads, find_head, freeze, unfreeze
+from .checks import _is_int, _scalar, check_choice, check_positive_float, check_positive_int
+from .heads import BN_POLICIES, find_aux_heads, find_head, freeze, unfreeze
 
 __all__ = ["layer_groups", "discriminative_lr", "freeze_to", "gradual_unfreeze", "fine_tune"]
 
@@ -101,9 +101,13 @@ def freeze_to(model: nn.Module, n: int, bn: str = "eval") -> list[str]:
     >>> freeze_to(SmallResNet(10), -2)
     ['layer4', 'fc']
     """
+    check_choice("bn", bn, BN_POLICIES)
     groups = layer_groups(model)
-    if isinstance(n, bool) or not isinstance(n, int) or not -len(groups) <= n <= len(groups):
-        raise ValueError(f"n must be an integer from {-len(groups)} to {len(groups)} (the model has {len(groups)} groups), got {n!r}")
+    if not _is_int(n) or not -len(groups) <= int(_scalar(n)) <= len(groups):
+        raise ValueError(
+            f"n must be an integer from {-len(groups)} to {len(groups)} (the model has {len(groups)} groups), got {_scalar(n)!r}"
+        )
+    n = int(_scalar(n))
     if n < 0:
         n += len(groups)
     frozen = [m for _, mods in groups[:n] for m in mods]
@@ -125,8 +129,9 @@ def gradual_unfreeze(model: nn.Module, epoch: int, every: int = 1, bn: str = "ev
     >>> gradual_unfreeze(m, 0), gradual_unfreeze(m, 2)
     (['fc'], ['layer3', 'layer4', 'fc'])
     """
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+    if not _is_int(epoch) or int(_scalar(epoch)) < 0:
+        raise ValueError(f"epoch must be an integer >= 0, got {_scalar(epoch)!r}")
+    epoch = int(_scalar(epoch))
     every = check_positive_int(every=every)
     n_groups = len(layer_groups(model))
     return freeze_to(model, max(0, n_groups - 1 - epoch // every), bn=bn)
