@@ -103,6 +103,11 @@ def _papermill_engine() -> str:
         return name
 
     class Client(PapermillNotebookClient):
+        # papermill's execute() goes through the *sync* start_new_kernel_client, which nbclient builds with
+        # run_sync from its own coroutine at class creation: overriding the coroutine alone is never called.
+        def start_new_kernel_client(self):
+            return short_channel_waits(super().start_new_kernel_client())
+
         async def async_start_new_kernel_client(self):
             return short_channel_waits(await super().async_start_new_kernel_client())
 

@@ -137,3 +137,20 @@ def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice():
         asyncio.run(never.shell_channel.get_msg(timeout=0.05))
     assert 0.05 <= time.monotonic() - t0 < 1.0
     assert len(never.shell_channel.calls) >= 5 and max(never.shell_channel.calls) <= 0.01
+
+
+def test_papermill_runs_use_the_sliced_channel_waits(tmp_path, monkeypatch):
+    """The runner's papermill client really slices its kernel waits (an override papermill never calls would not)."""
+    calls = []
+    original = runner.short_channel_waits
+
+    def spy(kc, *args, **kwargs):
+        calls.append(kc)
+        return original(kc, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "short_channel_waits", spy)
+    path = _tiny_notebook(tmp_path / "tiny.ipynb", "x = seed + 1\n")
+    run = runner.run_notebook(path, tmp_path / "out", {"seed": 2})
+    assert run.status == "ok", run.error
+    assert len(calls) == 1
+    assert getattr(calls[0].shell_channel.get_msg, "sliced", False) and getattr(calls[0].iopub_channel.get_msg, "sliced", False)
