@@ -128,3 +128,18 @@ def check_int_list(name: str, values: Any, *, low: int = 1, high: int | None = N
             raise ValueError(f"{name} must hold integers {bound}, got {v!r} in {values!r}")
         out.append(int(v))
     return sorted(set(out))
+
+
+def label_range_problem(y, n_classes: int, subject: str, owner: str) -> str | None:
+    """Why the integer class labels ``y`` do not fit ``n_classes`` outputs (one ``aminmax``), or None if they do.
+
+    >>> import torch
+    >>> label_range_problem(torch.tensor([0, 3]), 3, "targets hold", "the model has 3 outputs")
+    'targets hold class 3, out of range: the model has 3 outputs, so labels must lie in 0..2'
+    """
+    if len(y) == 0 or y.device.type == "meta":
+        return None
+    lo, hi = (int(v) for v in y.aminmax())
+    if 0 <= lo and hi < n_classes:
+        return None
+    return f"{subject} class {lo if lo < 0 else hi}, out of range: {owner}, so labels must lie in 0..{n_classes - 1}"

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_choice, check_positive_int
+from .checks import check_choice, check_positive_int, label_range_problem
 
 __all__ = [
     "WEIGHT_SCHEMES", "class_weights", "target_weights", "weighted_mse_loss", "focal_loss", "FocalLoss",
@@ -49,13 +49,9 @@ def _class_targets(y, logits: torch.Tensor, name: str = "target", logits_name: s
         raise ValueError(f"{logits_name} has {len(logits)} rows but {name} has {len(y)} labels")
     if y.device != logits.device:
         raise ValueError(f"{name} is on {y.device} but {logits_name} is on {logits.device}; put them on the same device")
-    if len(y) and y.device.type != "meta":
-        lo, hi = (int(v) for v in torch.aminmax(y))
-        if lo < 0 or hi >= logits.shape[1]:
-            raise ValueError(
-                f"{name} holds class {lo if lo < 0 else hi}, out of range: {logits_name} has {logits.shape[1]} "
-                f"classes, so labels must lie in 0..{logits.shape[1] - 1}"
-            )
+    problem = label_range_problem(y, logits.shape[1], f"{name} holds", f"{logits_name} has {logits.shape[1]} classes")
+    if problem:
+        raise ValueError(problem)
     return y
 
 
@@ -191,8 +187,6 @@ def focal_loss(
     >>> torch.allclose(focal_loss(z, y, gamma=0.0), F.cross_entropy(z, y))
     True
     """
-    if isinstance(logits, torch.Tensor) and logits.dim() != 2:
-        raise ValueError(f"logits must be N x C, got shape {tuple(logits.shape)}")
     _float_logits(logits)
     target = _class_targets(target, logits)
     _check_gamma(gamma)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import _scalar, check_choice, check_nonnegative_int, check_positive_float, check_positive_int
+from .checks import _scalar, check_choice, check_nonnegative_int, check_positive_float, check_positive_int, label_range_problem
 
 __all__ = [
     "DEVICES",
@@ -257,15 +257,9 @@ def _target_problem(out: torch.Tensor, yb: torch.Tensor) -> str | None:
             f"targets are {yb.dtype} of shape {tuple(yb.shape)} but the model outputs {out.shape[0]} x {out.shape[1]} "
             "class scores: a classifier's targets must be int64 class indices (y.long())"
         )
-    if yb.dtype == torch.bool or len(yb) == 0:
+    if yb.dtype == torch.bool:
         return None
-    lo, hi = (int(v) for v in torch.aminmax(yb))
-    if lo < 0 or hi >= out.shape[1]:
-        return (
-            f"targets hold class {lo if lo < 0 else hi}, out of range: the model has {out.shape[1]} outputs, "
-            f"so labels must lie in 0..{out.shape[1] - 1}"
-        )
-    return None
+    return label_range_problem(yb, out.shape[1], "targets hold", f"the model has {out.shape[1]} outputs")
 
 
 def _nonfinite(xb: torch.Tensor, yb: torch.Tensor) -> str:
