@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test claims lab clean
+.PHONY: setup run test claims exercises lab clean
 
 $(BIN)/retune: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: setup
 
 claims: setup
 	$(BIN)/retune claims --seeds 10 --threads 1 2 -j 2
+
+exercises: setup
+	$(BIN)/retune base
+	$(BIN)/python -m pytest -m exercises -n 1 tests/test_exercises.py
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)

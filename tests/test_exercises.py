@@ -1,0 +1,117 @@
+"""The notebooks' exercises, run as a learner runs them, each checked against the outcome its text states.
+
+Not part of the default suite (each case executes a whole notebook; all of them take about 10 minutes on two
+cores): ``make exercises`` runs them (``pytest -m exercises tests/test_exercises.py``). The outcomes were
+measured at the default seed and are written next to each exercise in its notebook.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from retune_lib import runner
+from retune_lib.trials import read_claims
+
+pytestmark = pytest.mark.exercises
+
+
+def _claim(claims: list[dict], text: str) -> dict:
+    found = [c for c in claims if text in c["claim"]]
+    assert found, f"no claim containing {text!r} was checked"
+    return found[-1]
+
+
+def _stopped_at(run, claims: list[dict], text: str) -> dict:
+    """The run stopped at the claim containing ``text`` (it failed there), and every claim before it held."""
+    assert run.status == "failed" and "ClaimFailed" in run.error and text in run.error, run.error[-400:]
+    last = claims[-1]
+    assert text in last["claim"] and not last["passed"]
+    assert all(c["passed"] for c in claims[:-1])
+    return last
+
+
+def check_00_more_scratch_steps(run, claims, m):
+    assert run.status == "ok", run.error
+    for k in (1, 5, 10):  # the pretrained head still leads at every k with the doubled steps
+        assert m[f"pretrained_k{k}"] > m[f"scratch_k{k}"] + 0.05
+
+
+def check_03_half_new(run, claims, m):
+    last = _stopped_at(run, claims, "goal, replay: old classes within 3 points of before")
+    assert last["mean"] < -0.02  # the default runs cost 1.0 to 1.5 points
+    assert _claim(claims, "new data only forgets")["passed"]
+
+
+def check_03_other_pair(run, claims, m):
+    assert run.status == "ok", run.error
+    assert _claim(claims, "the children separate")["passed"]
+    assert m["split_separation_after"] < 0.99  # 3 and 8 separate less well than 1 and 7 (0.996 to 1.000)
+
+
+def check_04_less_imbalance(run, claims, m):
+    last = _stopped_at(run, claims, "inverse weights raise the rare classes' recall by > 2 points")
+    assert 0 < last["mean"] < 0.03  # still a gain, a fraction of the default runs' 5.3 to 6.6 points
+
+
+def check_04_wide_spread(run, claims, m):
+    assert run.status == "ok", run.error
+    assert not any("slope" in c["claim"] or "inverse density" in c["claim"] for c in claims)
+
+
+def check_05_one_rate_grid(run, claims, m):
+    _stopped_at(run, claims, "the head's rate makes over 1.5x the test errors of a tuned rate")
+
+
+def check_05_no_decay(run, claims, m):
+    last = _stopped_at(run, claims, "discriminative rates keep the stem's weights over 8x closer")
+    assert last["mean"] < -7  # the ratio is about 1: with decay 1 the two recipes move the stem alike
+
+
+def check_05_rotated(run, claims, m):
+    assert run.status == "ok", run.error
+    assert _claim(claims, "on rotate90 digits, unfreezing (tuned rate) beats the head alone")["passed"]
+    gain_adabn = m["acc_head_only_adabn_rotate90_k10"] - m["acc_head_only_rotate90_k10"]
+    assert gain_adabn < 0.01  # a rotated digit keeps its ink statistics
+
+
+def check_06_more_labels(run, claims, m):
+    assert run.status == "ok", run.error
+    assert not any("scratch student" in c["claim"] for c in claims)  # the few-labels claims are skipped
+    gain = m["pool_acc_distilled__soft"] - m["pool_acc_scratch_on_the_labels"]
+    assert 0 < gain < 0.05  # ahead, by less than at k=5 (6.7 to 8.7 points)
+
+
+def check_06_temperature_1(run, claims, m):
+    assert run.status == "ok", run.error
+    assert not any("shuffled" in c["claim"] for c in claims)
+    assert m["transfer_acc_soft_T_1"] > m["transfer_acc_shuffled_wrong_classes"] + 0.02
+    assert m["transfer_acc_soft_T_1"] < m["transfer_acc_hard_labels__true"] + 0.01
+
+
+def check_06_more_transfer_images(run, claims, m):
+    assert run.status == "ok", run.error
+    soft = m["transfer_acc_soft_T_4"]
+    assert abs(soft - m["transfer_acc_hard_labels__true"]) < 0.02 and soft > m["transfer_acc_hard_pseudo_labels"]
+
+
+EXERCISES = {
+    "00 exercise 2": ("00", {"scratch_steps": 200}, check_00_more_scratch_steps),
+    "03 exercise 2": ("03", {"n_old": 5}, check_03_half_new),
+    "03 exercise 3": ("03", {"split_pair": [3, 8]}, check_03_other_pair),
+    "04 exercise 2": ("04", {"rare_per_class": 10}, check_04_less_imbalance),
+    "04 exercise 3": ("04", {"train_spread": 25}, check_04_wide_spread),
+    "05 exercise 1": ("05", {"lr_grid": [0.003]}, check_05_one_rate_grid),
+    "05 exercise 2": ("05", {"decay": 1}, check_05_no_decay),
+    "05 exercise 3": ("05", {"shift": "rotate90"}, check_05_rotated),
+    "06 exercise 1": ("06", {"k": 20}, check_06_more_labels),
+    "06 exercise 2": ("06", {"temperature": 1.0}, check_06_temperature_1),
+    "06 exercise 3": ("06", {"transfer_size": 200}, check_06_more_transfer_images),
+}
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_exercise_outcome(name, tmp_path):
+    prefix, parameters, check = EXERCISES[name]
+    run = runner.run_notebook(runner.notebook_paths([prefix])[0], tmp_path, parameters)
+    claims = read_claims(run.output) if run.output.exists() else []
+    check(run, claims, runner.read_metrics(run.output) if run.output.exists() else {})
