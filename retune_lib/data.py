@@ -236,6 +236,8 @@ def font_files() -> dict[str, pathlib.Path]:
     return fonts
 
 
+#: ``render_glyphs``' styles: printed proportions, or normalised like scikit-learn's digits.
+GLYPH_STYLES = ("print", "nist")
 _CANVAS = 32  # the bitmap size the digits were drawn at before the 4 x 4 block counts
 
 
@@ -286,6 +288,7 @@ def render_glyphs(
     size: int = IMAGE_SIZE,
     classes: Sequence[str] = SOURCE_CLASSES,
     distortion: float = 1.0,
+    style: str = "print",
 ) -> ImageSet:
     """Render ``n`` labelled printed glyphs: the large source set, made offline in seconds.
 
@@ -293,6 +296,11 @@ def render_glyphs(
     scale, offset), a smooth elastic warp (``distortion`` scales both; 0 = clean print), a random
     stroke width (thinner or bolder), and is binarised at 32 x 32 and counted in 4 x 4 blocks
     (0..16 levels) exactly as scikit-learn's digits were, then resized to ``size``.
+
+    ``style="nist"`` also normalises like the digits' own preprocessing: each glyph's ink box is
+    stretched to the full height and a fixed-ish width, and the pen width is chosen per glyph so that
+    its ink matches the digits' (the base is pretrained this way). ``style="print"`` keeps the printed
+    proportions and a random pen width.
 
     >>> glyphs = render_glyphs(n=200, seed=0)
     >>> glyphs.x.shape, glyphs.num_classes
@@ -302,6 +310,7 @@ def render_glyphs(
     seed = check_nonnegative_int(seed=seed)
     if isinstance(distortion, bool) or not isinstance(distortion, (int, float)) or not 0 <= distortion <= 3:
         raise ValueError(f"distortion must be a number between 0 (clean print) and 3, got {distortion!r}")
+    check_choice("style", style, GLYPH_STYLES)
     classes = tuple(classes)
     if len(classes) < 2 or any(not isinstance(c, str) or len(c) != 1 for c in classes):
         raise ValueError("classes must be at least two single characters, e.g. '0123456789'")
@@ -322,12 +331,64 @@ def render_glyphs(
         m = min(chunk, n - start)
         pick = torch.randint(len(protos), (m,), generator=g)
         x = _warp(protos[pick], g, distortion)
-        x = _stroke(x, g)
+        if style == "nist":
+            x = _stroke_to_ink(_fill_box(x, g), g)
+        else:
+            x = _stroke(x, g)
         x = (x > 0.5).float()  # the pen leaves a binary bitmap ...
         x = F.avg_pool2d(x, 4)  # ... counted in 4 x 4 blocks: 8 x 8, 17 levels
         out[start : start + m] = _to_size(x, size)
         ys[start : start + m] = labels[pick]
     return ImageSet(out, ys, classes, "glyphs")
+
+
+def _fill_box(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Stretch each glyph's ink box to the full 32 px height and 19..24 px wide, as NIST's normaliser did.
+
+    scikit-learn's digits always touch the top and bottom rows and span about 6 of the 8 columns
+    whatever the digit; the box of a narrow glyph (a '1') widens by at most 1.3 times its own aspect,
+    and a flat one (a '-') grows at most 3 times, so it does not become a solid block.
+    """
+    m = len(x)
+    ink = x > 0.5
+    rows, cols = ink.any(3)[:, 0], ink.any(2)[:, 0]
+    idx = torch.arange(_CANVAS)
+    big = _CANVAS + 1
+    top = torch.where(rows, idx, big).amin(1).float()
+    bot = torch.where(rows, idx, -1).amax(1).float() + 1
+    left = torch.where(cols, idx, big).amin(1).float()
+    right = torch.where(cols, idx, -1).amax(1).float() + 1
+    empty = bot <= top
+    h, w = (bot - top).clamp(min=1), (right - left).clamp(min=1)
+    out_h = torch.minimum(torch.full_like(h, float(_CANVAS)), h * 3.0)
+    out_w = torch.minimum(_rand(g, m, 19.0, 24.0), w * (out_h / h) * 1.3).clamp(max=_CANVAS)
+    # output half-extents in normalised coordinates; the input box maps onto them
+    ax, ay = w / out_w, h / out_h
+    bx, by = (left + right) / _CANVAS - 1, (top + bot) / _CANVAS - 1
+    z = torch.zeros(m)
+    theta = torch.stack([torch.stack([ax, z, bx], 1), torch.stack([z, ay, by], 1)], 1)
+    theta[empty] = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _stroke_to_ink(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The pen width (one pixel thinner, as printed, or up to four bolder) whose 8 x 8 ink is nearest a drawn target.
+
+    The target, 19.5 +- 2.2 (sum of the 8 x 8 levels over 16), is scikit-learn's digits' own: their ink
+    barely varies with the digit or the writer, as after a stroke-width normalisation.
+    """
+    b = (x > 0.5).float()
+    thin = -F.max_pool2d(-b, 3, stride=1, padding=1)
+    d2 = F.max_pool2d(F.pad(b, (0, 1, 0, 1)), 2, stride=1)
+    d3 = F.max_pool2d(b, 3, stride=1, padding=1)
+    d32 = F.max_pool2d(F.pad(d3, (0, 1, 0, 1)), 2, stride=1)
+    d33 = F.max_pool2d(d3, 3, stride=1, padding=1)
+    cands = torch.stack([thin, b, d2, d3, d32, d33], 1)  # m x 6 x 1 x 32 x 32
+    ink = cands.sum((2, 3, 4)) / 16.0
+    target = 19.5 + 2.2 * torch.randn(len(x), 1, generator=g)
+    pick = (ink - target).abs().argmin(1)
+    return cands[torch.arange(len(x)), pick]
 
 
 def _rand(g: torch.Generator, m: int, lo: float, hi: float) -> torch.Tensor:

@@ -104,6 +104,7 @@ class PretrainRecipe:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     seed: int = 0
+    style: str = "print"  # render_glyphs' style; "nist" normalises size and ink like the digits (reports/base.md)
 
     def __post_init__(self) -> None:  # checks only: the stored values (and so the cache key) stay as given
         from .checks import _is_int, check_nonnegative_int, check_positive_float
@@ -112,6 +113,9 @@ class PretrainRecipe:
             check_positive_int(**{name: getattr(self, name)})
         check_nonnegative_int(seed=self.seed)
         check_positive_float(lr=self.lr)
+        from .data import GLYPH_STYLES
+
+        check_choice("style", self.style, GLYPH_STYLES)
         if isinstance(self.distortion, bool) or not isinstance(self.distortion, (int, float)) or not 0 <= self.distortion <= 3:
             raise ValueError(f"distortion must be a number between 0 and 3, got {self.distortion!r}")
         widths = tuple(self.widths) if isinstance(self.widths, (tuple, list)) else ()
@@ -124,8 +128,16 @@ class PretrainRecipe:
                 raise ValueError(f"{name} must be a number {allowed}, got {v!r}")
 
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        fields = asdict(self)
+        for name, added_default in _ADDED_LATER.items():  # so that caches built before the field existed stay valid
+            if fields[name] == added_default:
+                del fields[name]
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+#: Recipe fields added after bases had been cached, with the value every earlier base was built with.
+_ADDED_LATER = {"style": "print"}
 
 
 def base_path(recipe: PretrainRecipe | None = None) -> pathlib.Path:
@@ -177,8 +189,8 @@ def _build(recipe: PretrainRecipe, dev: torch.device, progress: bool) -> tuple[S
     from .training import evaluate, fit, make_optimizer
 
     t0 = time.perf_counter()
-    train = render_glyphs(recipe.n_glyphs, seed=recipe.seed, distortion=recipe.distortion)
-    val = render_glyphs(5_000, seed=recipe.seed + 10_000, distortion=recipe.distortion)
+    train = render_glyphs(recipe.n_glyphs, seed=recipe.seed, distortion=recipe.distortion, style=recipe.style)
+    val = render_glyphs(5_000, seed=recipe.seed + 10_000, distortion=recipe.distortion, style=recipe.style)
     render_s = time.perf_counter() - t0
     torch.manual_seed(recipe.seed)
     model = SmallResNet(len(SOURCE_CLASSES), widths=recipe.widths)

@@ -68,6 +68,25 @@ def test_render_glyphs_deterministic_and_balanced():
     assert clean.x.shape == (50, 1, 16, 16)
 
 
+def test_render_glyphs_nist_style_matches_the_digits_statistics():
+    """style='nist' normalises like scikit-learn's digits: nearly every glyph has ink in all 8 rows of the 8 x 8
+    grid, and its ink (sum of the 8 x 8 levels / 16) is about the digits' 19.5 whatever the character."""
+    digits = rt.load_digits(size=8).x
+    glyphs = rt.render_glyphs(n=2000, seed=1, size=8, style="nist").x
+    printed = rt.render_glyphs(n=2000, seed=1, size=8).x
+
+    def full_height(x):  # share of images with ink in all 8 rows
+        return ((x > 0).any(3)[:, 0].sum(1) == 8).float().mean()
+
+    def ink(x):
+        return (x * 16).round().sum((1, 2, 3)) / 16
+
+    assert full_height(digits) == 1.0 and full_height(glyphs) > 0.95 and full_height(printed) < 0.8
+    assert abs(ink(glyphs).mean() - ink(digits).mean()) < 1.0 and abs(ink(printed).mean() - ink(digits).mean()) > 3
+    assert ink(glyphs).std() < 2 * ink(digits).std() < ink(printed).std()
+    assert torch.equal(rt.render_glyphs(n=300, seed=2, style="print").x, rt.render_glyphs(n=300, seed=2).x)
+
+
 def test_render_glyphs_bad_input():
     with pytest.raises(ValueError, match="n must be a positive integer"):
         rt.render_glyphs(n=0)
@@ -77,6 +96,8 @@ def test_render_glyphs_bad_input():
         rt.render_glyphs(n=10, classes=["ab", "c"])
     with pytest.raises(ValueError, match="no shipped font has a glyph for \\['\u4e2d'\\]"):
         rt.render_glyphs(n=10, classes=["a", "\u4e2d"])
+    with pytest.raises(ValueError, match="style='cursive' is not supported; allowed: 'print', 'nist'"):
+        rt.render_glyphs(n=10, style="cursive")
 
 
 def test_load_dataset_rejects_unknown():

@@ -93,3 +93,11 @@ def test_load_base_rebuilds_a_damaged_cache(tmp_path, monkeypatch, damage):
 def test_recipe_key_changes_with_recipe():
     assert TINY.key() != rt.PretrainRecipe().key()
     assert rt.PretrainRecipe().key() == rt.PretrainRecipe().key()
+    assert rt.PretrainRecipe(style="nist").key() != rt.PretrainRecipe().key()
+
+
+def test_recipe_key_of_the_default_base_is_stable():
+    """A field added later (style) leaves the key of recipes that do not use it as it was: caches stay valid."""
+    assert rt.PretrainRecipe().key() == "7a9038460908"
+    with pytest.raises(ValueError, match="style='cursive' is not supported"):
+        rt.PretrainRecipe(style="cursive")
