@@ -299,8 +299,8 @@ def render_glyphs(
 
     ``style="nist"`` also normalises like the digits' own preprocessing: each glyph's ink box is
     stretched to the full height and a fixed-ish width, and the pen width is chosen per glyph so that
-    its ink matches the digits' (the base is pretrained this way). ``style="print"`` keeps the printed
-    proportions and a random pen width.
+    its ink matches the digits' (``PretrainRecipe(style="nist")`` pretrains on these; the default base
+    does not yet). ``style="print"`` keeps the printed proportions and a random pen width.
 
     >>> glyphs = render_glyphs(n=200, seed=0)
     >>> glyphs.x.shape, glyphs.num_classes
