@@ -86,10 +86,14 @@ def plot_curves(
 
     A point may be a number or a :class:`~retune_lib.trials.Trials` (several seeds): then the curve
     goes through the means, with error bars of one standard deviation, and the legend says ``± sd``.
+    Each curve gets its own line style and marker, and curves with error bars are drawn side by side
+    (shifted by a few percent of the gap between x values), so curves that coincide stay visible.
 
     >>> from retune_lib.trials import Trials
     >>> fig = plot_curves([1, 2], {"a": [Trials("a", [0, 1, 2], [0.5, 0.6, 0.7]), 0.8]}, "k", "acc", "demo")
     """
+    import numpy as np
+
     from .trials import Trials
 
     if ax is None:
@@ -99,16 +103,27 @@ def plot_curves(
     for name, ys in curves.items():
         if len(ys) != len(xs):
             raise ValueError(f"curve {name!r} has {len(ys)} points for {len(xs)} x values")
-        if any(isinstance(y, Trials) for y in ys):
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v", "P"]
+    with_bars = [name for name, ys in curves.items() if any(isinstance(y, Trials) for y in ys)]
+    x = np.asarray(xs, dtype=float)
+    # side by side: a shift of 3% of the smallest gap (a factor on a log axis) between neighbouring curves
+    gaps = np.diff(np.log(x) if logx else x) if len(x) > 1 else np.array([1.0])
+    step = 0.03 * (float(np.min(np.abs(gaps[gaps != 0]))) if np.any(gaps != 0) else 1.0)
+    for i, (name, ys) in enumerate(curves.items()):
+        style = dict(linestyle=styles[i % len(styles)], marker=markers[i % len(markers)])
+        if name in with_bars:
+            offset = (with_bars.index(name) - (len(with_bars) - 1) / 2) * step
+            xi = x * np.exp(offset) if logx else x + offset
             means = [y.mean if isinstance(y, Trials) else float(y) for y in ys]
             sds = [y.sd if isinstance(y, Trials) else 0.0 for y in ys]
             n = max(y.n for y in ys if isinstance(y, Trials))
-            ax.errorbar(xs, means, yerr=sds, marker="o", capsize=3, label=f"{name} (mean ± sd, n={n})")
+            ax.errorbar(xi, means, yerr=sds, capsize=3, label=f"{name} (mean ± sd, n={n})", **style)
         else:
-            ax.plot(xs, ys, marker="o", label=name)
+            ax.plot(x, ys, label=name, **style)
     if logx:
         ax.set_xscale("log")
-        ax.set_xticks(list(xs), [str(x) for x in xs])
+        ax.set_xticks(list(xs), [str(v) for v in xs])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

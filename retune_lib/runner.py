@@ -276,12 +276,23 @@ def _failed_cell(out: pathlib.Path) -> str:
     return ""
 
 
+def solution_paths(files: Sequence[str | pathlib.Path]) -> list[pathlib.Path]:
+    """The solution scripts to run after a notebook: each must be an existing ``.py`` file."""
+    paths = [pathlib.Path(f).resolve() for f in files]
+    bad = [str(f) for f, p in zip(files, paths) if p.suffix != ".py" or not p.is_file()]
+    if bad:
+        raise ValueError(f"--then takes existing .py files (e.g. notebooks/solutions/05_exercise_4.py); not found: {bad}")
+    return paths
+
+
 def run_notebook(
     path: str | pathlib.Path, output_dir: str | pathlib.Path = "runs", parameters: Mapping[str, Any] | None = None,
-    progress: bool = False,
+    progress: bool = False, then: Sequence[str | pathlib.Path] = (),
 ) -> NotebookRun:
     """Execute one notebook with papermill (``parameters`` injected after its ``parameters`` cell).
 
+    ``then``: Python files (an exercise's solution) run at the end in the notebook's namespace, each as a
+    cell ``%run -i FILE`` appended to the run's copy (the notebook itself is not changed).
     Unknown parameter names are refused before anything runs. A failed run's ``error`` is one line:
     the exception, and for a stuck cell (over :func:`cell_timeout` seconds) the cell that hung.
     """
@@ -290,13 +301,23 @@ def run_notebook(
     path = pathlib.Path(path)
     parameters = dict(parameters or {})
     check_parameter_names(path, parameters)
+    extra = solution_paths(then)
     out = pathlib.Path(output_dir) / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
+    source = path
+    if extra:
+        import nbformat
+
+        nb = nbformat.read(str(path), as_version=4)
+        for f in extra:
+            nb.cells.append(nbformat.v4.new_code_cell(f"%run -i {json.dumps(str(f))}", metadata={"tags": ["solution"]}))
+        source = out.with_name(f"{path.stem}.with-solutions.ipynb")
+        nbformat.write(nb, str(source))
     timeout = cell_timeout()
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(
-            str(path), str(out), parameters=parameters, cwd=str(path.parent),
+            str(source), str(out), parameters=parameters, cwd=str(path.parent),
             progress_bar=progress, kernel_name="python3", execution_timeout=timeout, engine_name=_papermill_engine(),
         )
         status, error = "ok", ""
@@ -313,17 +334,20 @@ def run_notebook(
 
 def run_all(
     selection: Sequence[str] = (), output_dir: str | pathlib.Path = "runs", parameters: Mapping[str, Any] | None = None,
-    echo: bool = True,
+    echo: bool = True, then: Sequence[str | pathlib.Path] = (),
 ) -> list[NotebookRun]:
     """Run the selected notebooks (all by default) in order; print one results table per notebook."""
     paths = notebook_paths(selection)
     for path in paths:  # refuse a misspelt parameter before anything runs
         check_parameter_names(path, dict(parameters or {}))
+    solution_paths(then)
+    if then and len(paths) != 1:
+        raise ValueError(f"--then runs a solution after one notebook; {len(paths)} notebooks were selected")
     runs = []
     for path in paths:
         if echo:
             print(f"running {path.name} ...", flush=True)
-        run = run_notebook(path, output_dir, parameters)
+        run = run_notebook(path, output_dir, parameters, then=then)
         runs.append(run)
         if echo:
             print(format_run(run), flush=True)
@@ -570,6 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                        help="a papermill parameter (Python literal), e.g. -p seed 1 -p device cuda")
     run_p.add_argument("--out", default="runs", help="output folder for executed notebooks (default: runs)")
+    run_p.add_argument("--then", nargs="+", default=[], metavar="FILE",
+                       help="Python files run at the end in the notebook's namespace (an exercise's solution, "
+                            "e.g. notebooks/solutions/05_exercise_4.py)")
     sub.add_parser("list", help="list the notebooks")
     sub.add_parser("base", help="build (or load) the pretrained base and print what it reached")
     cl = sub.add_parser("claims", help="run notebooks at many seeds and thread counts; write the claims report")
@@ -618,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok = all(j.status == "ok" and all(c["passed"] for c in j.claims) for j in jobs)
             return 0 if ok else 1
         params = {k: _parse_value(v) for k, v in args.parameter}
-        runs = run_all(args.notebooks, args.out, params)
+        runs = run_all(args.notebooks, args.out, params, then=args.then)
     except (ValueError, FileNotFoundError) as e:
         print(f"retune: {e}", file=sys.stderr)
         return 2

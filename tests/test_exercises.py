@@ -1,7 +1,8 @@
 """The notebooks' exercises, run as a learner runs them, each checked against the outcome its text states.
 
-Not part of the default suite (each case executes a whole notebook; all of them take about 10 minutes on two
-cores): ``make exercises`` runs them (``pytest -m exercises tests/test_exercises.py``). The outcomes were
+An exercise whose answer is code has a solution file in ``notebooks/solutions/``: the case runs it after the
+notebook, in the notebook's namespace (``retune run NN --then FILE``). Not part of the default suite (each case
+executes a whole notebook; all of them take about 20 minutes on two cores): ``make exercises`` runs them (``pytest -m exercises tests/test_exercises.py``). The outcomes were
 measured at the default seed and are written next to each exercise in its notebook.
 """
 
@@ -30,6 +31,13 @@ def _stopped_at(run, claims: list[dict], text: str) -> dict:
     return last
 
 
+def check_00_more_labels(run, claims, m):
+    assert run.status == "ok", run.error
+    assert m["pretrained_k10"] > m["scratch_k10"] + 0.05  # still well ahead at k=10 (+8.9 points)
+    for k in (30, 100):  # scratch level within the noise: +1.2 and +0.9 points at the default seed
+        assert abs(m[f"pretrained_k{k}"] - m[f"scratch_k{k}"]) < 0.03
+
+
 def check_00_more_scratch_steps(run, claims, m):
     assert run.status == "ok", run.error
     for k in (1, 5, 10):  # the pretrained head still leads at every k with the doubled steps
@@ -48,6 +56,14 @@ def check_03_other_pair(run, claims, m):
     assert m["split_separation_after"] < 0.99  # 3 and 8 separate less well than 1 and 7 (0.996 to 1.000)
 
 
+def check_04_weight_power(run, claims, m):
+    assert run.status == "ok", run.error
+    rare = [m[f"ex1_rare_power_{p}"] for p in ("0", "0.5", "1", "1.5")]
+    assert rare == sorted(rare) and rare[-1] > rare[0] + 0.05  # rare recall rises with the power, past inverse
+    assert m["ex1_common_power_0"] - m["ex1_common_power_1.5"] < 0.01  # common recall gives up under a point
+    assert m["ex1_balanced_power_1.5"] > m["ex1_balanced_power_0"] + 0.02
+
+
 def check_04_less_imbalance(run, claims, m):
     last = _stopped_at(run, claims, "inverse weights raise the rare classes' recall by > 2 points")
     assert 0 < last["mean"] < 0.03  # still a gain, a fraction of the default runs' 5.3 to 6.6 points
@@ -56,6 +72,12 @@ def check_04_less_imbalance(run, claims, m):
 def check_04_wide_spread(run, claims, m):
     assert run.status == "ok", run.error
     assert not any("slope" in c["claim"] or "inverse density" in c["claim"] for c in claims)
+
+
+def check_05_gradual_on_ten_seeds(run, claims, m):
+    assert run.status == "ok", run.error
+    assert m["ex4_n_seeds"] == 10
+    assert -0.01 < m["ex4_gradual_gain_low"] and m["ex4_gradual_gain_high"] < 0.01  # within a point
 
 
 def check_05_one_rate_grid(run, claims, m):
@@ -72,6 +94,13 @@ def check_05_rotated(run, claims, m):
     assert _claim(claims, "on rotate90 digits, unfreezing (tuned rate) beats the head alone")["passed"]
     gain_adabn = m["acc_head_only_adabn_rotate90_k10"] - m["acc_head_only_rotate90_k10"]
     assert gain_adabn < 0.01  # a rotated digit keeps its ink statistics
+
+
+def check_06_alpha_sweep(run, claims, m):
+    assert run.status == "ok", run.error
+    assert m["ex4_chosen_alphas"].split(",").count("0.9") >= 3  # validation mostly picks the most hard-label weight
+    assert m["ex4_alpha_0.9"] > m["ex4_alpha_0.1"]  # the means rise with alpha ...
+    assert m["ex4_low_minus_high_alpha_low"] < 0 < m["ex4_low_minus_high_alpha_high"]  # ... unresolved on 5 seeds
 
 
 def check_06_more_labels(run, claims, m):
@@ -94,24 +123,31 @@ def check_06_more_transfer_images(run, claims, m):
     assert abs(soft - m["transfer_acc_hard_labels__true"]) < 0.02 and soft > m["transfer_acc_hard_pseudo_labels"]
 
 
+SOLUTIONS = "notebooks/solutions/"
+
 EXERCISES = {
+    "00 exercise 1": ("00", {"k_values": [10, 30, 100], "scratch_steps": 400}, check_00_more_labels),
     "00 exercise 2": ("00", {"scratch_steps": 200}, check_00_more_scratch_steps),
     "03 exercise 2": ("03", {"n_old": 5}, check_03_half_new),
     "03 exercise 3": ("03", {"split_pair": [3, 8]}, check_03_other_pair),
+    "04 exercise 1": ("04", {}, check_04_weight_power, SOLUTIONS + "04_exercise_1.py"),
     "04 exercise 2": ("04", {"rare_per_class": 10}, check_04_less_imbalance),
     "04 exercise 3": ("04", {"train_spread": 25}, check_04_wide_spread),
     "05 exercise 1": ("05", {"lr_grid": [0.003]}, check_05_one_rate_grid),
     "05 exercise 2": ("05", {"decay": 1}, check_05_no_decay),
     "05 exercise 3": ("05", {"shift": "rotate90"}, check_05_rotated),
+    "05 exercise 4": ("05", {}, check_05_gradual_on_ten_seeds, SOLUTIONS + "05_exercise_4.py"),
     "06 exercise 1": ("06", {"k": 20}, check_06_more_labels),
     "06 exercise 2": ("06", {"temperature": 1.0}, check_06_temperature_1),
     "06 exercise 3": ("06", {"transfer_size": 200}, check_06_more_transfer_images),
+    "06 exercise 4": ("06", {}, check_06_alpha_sweep, SOLUTIONS + "06_exercise_4.py"),
 }
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
 def test_exercise_outcome(name, tmp_path):
-    prefix, parameters, check = EXERCISES[name]
-    run = runner.run_notebook(runner.notebook_paths([prefix])[0], tmp_path, parameters)
+    prefix, parameters, check, *then = EXERCISES[name]
+    then = [runner.notebooks_dir().parent / f for f in then]  # a solution file, run after the notebook
+    run = runner.run_notebook(runner.notebook_paths([prefix])[0], tmp_path, parameters, then=then)
     claims = read_claims(run.output) if run.output.exists() else []
     check(run, claims, runner.read_metrics(run.output) if run.output.exists() else {})

@@ -154,3 +154,29 @@ def test_papermill_runs_use_the_sliced_channel_waits(tmp_path, monkeypatch):
     assert run.status == "ok", run.error
     assert len(calls) == 1
     assert getattr(calls[0].shell_channel.get_msg, "sliced", False) and getattr(calls[0].iopub_channel.get_msg, "sliced", False)
+
+
+def test_then_runs_a_solution_in_the_notebooks_namespace(tmp_path, capsys):
+    path = _tiny_notebook(tmp_path / "nb.ipynb", "x = seed + 1\n")
+    before = path.read_text()
+    solution = tmp_path / "solution.py"
+    solution.write_text("import retune_lib as rt\nrt.record_metrics({'answer': x * 10})\n")
+    run = runner.run_notebook(path, tmp_path / "out", {"seed": 2}, then=[solution])
+    assert run.status == "ok", run.error
+    assert run.metrics["answer"] == 30                          # the solution saw the notebook's `x`
+    assert path.read_text() == before                           # the notebook itself is unchanged
+    cells = nbformat.read(str(run.output), as_version=4).cells
+    assert "solution" in cells[-1].metadata["tags"] and str(solution) in cells[-1].source
+    with pytest.raises(ValueError, match="--then takes existing .py files"):
+        runner.run_notebook(path, tmp_path / "out", then=[tmp_path / "missing.py"])
+    assert runner.main(["run", "00", "01", "--then", str(solution)]) == 2
+    assert "--then runs a solution after one notebook; 2 notebooks were selected" in capsys.readouterr().err
+
+
+def test_every_solution_file_names_its_notebook():
+    solutions = sorted((runner.notebooks_dir() / "solutions").glob("*.py"))
+    assert solutions
+    stems = {p.stem[:2] for p in runner.notebook_paths()}
+    for f in solutions:
+        assert f.stem[:2] in stems and "_exercise_" in f.stem, f.name
+        assert f"retune run {f.stem[:2]} --then notebooks/solutions/{f.name}" in f.read_text(), f.name
