@@ -44,6 +44,25 @@ def check_00_more_scratch_steps(run, claims, m):
         assert m[f"pretrained_k{k}"] > m[f"scratch_k{k}"] + 0.05
 
 
+def check_02_middle_point(run, claims, m):
+    assert run.status == "ok", run.error
+    heads_k10 = [m[f"acc_{v}_k10"] for v in ("linear_head", "MLP_head", "layer4_head")]
+    assert max(heads_k10) - min(heads_k10) < 0.015  # at k=10 the three heads are within about a point
+    assert m["acc_layer4_head_k40"] > m["acc_linear_head_k40"] + 0.005  # at k=40 unfreezing layer4 leads
+
+
+def check_02_more_steps(run, claims, m):
+    assert run.status == "ok", run.error
+    assert m["acc_scratch_k2"] < 0.75  # 0.695 with the default 100 steps: scratch needs labels, not steps
+    assert m["acc_layer4_head_k40"] > m["acc_scratch_k40"] + 0.01
+
+
+def check_02_panel_edges(run, claims, m):
+    assert run.status == "ok", run.error
+    assert m["ex6_layer4_minus_linear_k1_low"] < 0 < m["ex6_layer4_minus_linear_k1_high"]  # a tie at k=1
+    assert m["ex6_layer4_minus_linear_k100_low"] > 0  # layer4 + head ahead at k=100
+
+
 def check_03_half_new(run, claims, m):
     last = _stopped_at(run, claims, "goal, replay: old classes within 3 points of before")
     assert last["mean"] < -0.02  # the default runs cost 1.0 to 1.5 points
@@ -128,6 +147,9 @@ SOLUTIONS = "notebooks/solutions/"
 EXERCISES = {
     "00 exercise 1": ("00", {"k_values": [10, 30, 100], "scratch_steps": 400}, check_00_more_labels),
     "00 exercise 2": ("00", {"scratch_steps": 200}, check_00_more_scratch_steps),
+    "02 exercise 4": ("02", {"k_values": [2, 10, 40]}, check_02_middle_point),
+    "02 exercise 5": ("02", {"steps": 300}, check_02_more_steps),
+    "02 exercise 6": ("02", {}, check_02_panel_edges, SOLUTIONS + "02_exercise_6.py"),
     "03 exercise 2": ("03", {"n_old": 5}, check_03_half_new),
     "03 exercise 3": ("03", {"split_pair": [3, 8]}, check_03_other_pair),
     "04 exercise 1": ("04", {}, check_04_weight_power, SOLUTIONS + "04_exercise_1.py"),
