@@ -4,13 +4,14 @@ Builds the base from scratch (its own temporary cache unless ``--cache`` is give
 paired trials per k compares, on the same k labelled digits per class and the same fixed test set:
 
 * **linear probe** — the frozen body's features, a new linear head (full batch Adam, cached features);
-* **full fine-tune** — every layer trains, the head replaced, Adam at 3e-4 (lesson 02's rate), ``--steps``
-  steps, not tuned;
-* **scratch** — the same architecture from random weights, **tuned per trial on validation digits**: Adam at
-  each rate of ``--scratch-lrs``, evaluated at each step count of ``--scratch-steps`` (one run per rate, read
-  at checkpoints); the test accuracy reported is the one at the (rate, step) that scored best on the
-  validation digits. The baseline gets its best shot; the pretrained arms get none, so the label efficiency
-  read off here is, if anything, an underestimate.
+* **full fine-tune** — every layer trains, the head replaced;
+* **scratch** — the same architecture from random weights.
+
+The two arms that train every layer are **tuned per trial on validation digits, the same way**: one run per
+Adam rate (``--ft-lrs``, ``--scratch-lrs``), read at each checkpoint (``--ft-steps``, ``--scratch-steps``); the
+test accuracy reported is the one at the (rate, steps) that scored best on validation. Scratch gets the
+longer schedule (up to 1,200 steps) since it starts from nothing. The untuned recipes of the lessons (fine-tune
+at 3e-4, scratch at 1e-3, 300 steps each) are reported beside them.
 
 The labelled digits are drawn from a pool; the validation digits (``--val-fraction`` of the training split,
 stratified) are disjoint from the pool and from the test set. The label efficiency is read off the mean
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="paired trials per k (default 5)")
     p.add_argument("--k", type=int, nargs="+", default=[1, 2, 5, 10, 20, 50], help="labels per class")
-    p.add_argument("--steps", type=int, default=300, help="optimizer steps for the full fine-tune")
+    p.add_argument("--ft-lrs", type=float, nargs="+", default=[1e-3, 3e-4], help="fine-tune: Adam rates tried")
+    p.add_argument("--ft-steps", type=int, nargs="+", default=[100, 300],
+                   help="fine-tune: step counts read (checkpoints of one run per rate)")
     p.add_argument("--scratch-lrs", type=float, nargs="+", default=[3e-3, 1e-3], help="scratch: Adam rates tried")
     p.add_argument("--scratch-steps", type=int, nargs="+", default=[150, 300, 600, 1200],
                    help="scratch: step counts read (checkpoints of one run per rate)")
@@ -73,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     train, test = rt.load_digits().split(0.3, seed=0)
     train, val = train.split(args.val_fraction, seed=0)  # labelled draws from `train`; choices on `val`
     f_test = rt.features(base, test)
-    checkpoints = sorted(set(args.scratch_steps) | {300})  # 300: the fixed recipe, for comparison
+    FT_FIXED, SCRATCH_FIXED = (3e-4, 300), (1e-3, 300)  # the untuned recipes (lessons 02 and 00), for comparison
+    ft_checkpoints = sorted(set(args.ft_steps) | {FT_FIXED[1]})
+    sc_checkpoints = sorted(set(args.scratch_steps) | {SCRATCH_FIXED[1]})
+    args.ft_lrs = sorted(set(args.ft_lrs) | {FT_FIXED[0]}, reverse=True)
+    args.scratch_lrs = sorted(set(args.scratch_lrs) | {SCRATCH_FIXED[0]}, reverse=True)
     seeds = rt.trial_seeds(0, args.seeds)
 
     def epochs_for(n: int, steps: int) -> int:
@@ -86,25 +93,24 @@ def main(argv: list[str] | None = None) -> int:
         rt.fit(head, (rt.features(base, small), small.y), epochs=100, lr=1e-2, batch_size=1024, seed=s, progress=False)
         return rt.evaluate(head, (f_test, test.y))["accuracy"]
 
-    def fine_tune(k: int, s: int) -> float:
-        small = train.per_class(k, seed=s)
-        torch.manual_seed(s)
+    def pretrained_model() -> nn.Module:
         model = copy.deepcopy(base)
         rt.unfreeze(model)
         rt.replace_head(model, 10)
-        rt.fit(model, small, epochs=epochs_for(len(small), args.steps), lr=3e-4, batch_size=32, seed=s, progress=False)
-        return rt.evaluate(model, test)["accuracy"]
+        return model
 
-    chosen: dict[int, list[tuple[float, int]]] = {}
+    chosen: dict[tuple[str, int], list[tuple[float, int]]] = {}
 
-    def scratch(k: int, s: int) -> dict[str, float]:
-        """Scratch at every (rate, checkpoint); test accuracy at the best on validation, and at the largest budget."""
+    def tuned(arm: str, k: int, s: int, make_model, lrs: list[float], checkpoints: list[int],
+              fixed: tuple[float, int]) -> dict[str, float]:
+        """Train at each rate, read at each checkpoint; test accuracy at the best (rate, steps) on validation,
+        and at the ``fixed`` (rate, steps) recipe for comparison."""
         small = train.per_class(k, seed=s)
         per_batch = -(-len(small) // 32)
         scored = []  # (validation accuracy, rate, steps, test accuracy)
-        for lr in args.scratch_lrs:
+        for lr in lrs:
             torch.manual_seed(s)
-            model = rt.SmallResNet(10)
+            model = make_model()
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             done = 0
             for target in checkpoints:
@@ -114,9 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                 done += epochs * per_batch
                 scored.append((rt.evaluate(model, val)["accuracy"], lr, target, rt.evaluate(model, test)["accuracy"]))
         best = max(scored, key=lambda t: t[0])  # ties: the first (higher rate, fewer steps)
-        chosen.setdefault(k, []).append((best[1], best[2]))
-        fixed = next(t[3] for t in scored if t[1] == args.scratch_lrs[-1] and t[2] == 300)
-        return {"tuned": best[3], "fixed": fixed}
+        chosen.setdefault((arm, k), []).append((best[1], best[2]))
+        return {"tuned": best[3], "fixed": next(t[3] for t in scored if (t[1], t[2]) == fixed)}
 
     t0 = time.perf_counter()
     rows = []
@@ -125,12 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.probe_only:
             print(f"k={k:>3}  probe {lp}", flush=True)
             continue
-        ft = rt.run_trials(lambda s: fine_tune(k, s), seeds, f"fine-tune k={k}")
-        both = rt.run_trials(lambda s: scratch(k, s), seeds, f"scratch k={k}")
-        sc, sc_fixed = both["tuned"], both["fixed"]
-        rows.append((k, lp, ft, sc, sc_fixed))
-        print(f"k={k:>3}  probe {lp}  fine-tune {ft}  scratch (tuned) {sc}  scratch (fixed) {sc_fixed}  chosen "
-              f"{chosen[k]}", flush=True)
+        ft = rt.run_trials(lambda s: tuned("fine-tune", k, s, pretrained_model, args.ft_lrs, ft_checkpoints,
+                                           FT_FIXED), seeds, f"fine-tune k={k}")
+        sc = rt.run_trials(lambda s: tuned("scratch", k, s, lambda: rt.SmallResNet(10), args.scratch_lrs,
+                                           sc_checkpoints, SCRATCH_FIXED), seeds, f"scratch k={k}")
+        rows.append((k, lp, ft["tuned"], sc["tuned"], ft["fixed"], sc["fixed"]))
+        print(f"k={k:>3}  probe {lp}  fine-tune {ft['tuned']} (fixed {ft['fixed']})  scratch {sc['tuned']} "
+              f"(fixed {sc['fixed']})  chosen: fine-tune {chosen['fine-tune', k]}, scratch {chosen['scratch', k]}",
+              flush=True)
     if args.probe_only:
         print(f"build {info['build_seconds']:.1f} s, source accuracy {info['source_accuracy']:.3f}")
         return 0
@@ -159,19 +166,23 @@ def main(argv: list[str] | None = None) -> int:
         f"- Source accuracy (5,000 fresh glyphs): {info['source_accuracy']:.3f}.",
         f"- Trials: seeds {seeds}; each draws its own k digits per class and initialisation; test set: "
         f"{len(test)} digits (fixed); labelled digits drawn from {len(train)}, validation {len(val)} (disjoint).",
-        f"- Full fine-tune: {args.steps} Adam steps of 32 images at 3e-4 (not tuned). Scratch: Adam at "
-        f"{', '.join(f'{lr:g}' for lr in args.scratch_lrs)}, read after {', '.join(map(str, checkpoints))} steps; "
-        "each trial keeps the (rate, steps) best on validation.",
+        "- Both arms that train every layer are tuned the same way, per trial, on the validation digits: one run per "
+        "Adam rate, read at each checkpoint, keeping the (rate, steps) best on validation (batches of 32). "
+        f"Full fine-tune: rates {', '.join(f'{lr:g}' for lr in args.ft_lrs)}, checkpoints "
+        f"{', '.join(map(str, ft_checkpoints))} steps. Scratch: rates {', '.join(f'{lr:g}' for lr in args.scratch_lrs)}, "
+        f"checkpoints {', '.join(map(str, sc_checkpoints))} steps. The linear probe: 100 full-batch epochs at 1e-2.",
         "",
-        f"| k per class | linear probe | full fine-tune | scratch, tuned on validation | scratch, {args.scratch_lrs[-1]:g} for 300 steps "
-        "| best pretrained − tuned scratch (paired, 95% CI) | scratch's choices (rate, steps) |",
-        "|---:|---|---|---|---|---|---|",
+        "| k per class | linear probe | full fine-tune, tuned | scratch, tuned | best pretrained − scratch (paired, 95% CI) "
+        f"| fine-tune, fixed ({FT_FIXED[0]:g}, {FT_FIXED[1]} steps) | scratch, fixed ({SCRATCH_FIXED[0]:g}, "
+        f"{SCRATCH_FIXED[1]} steps) | choices (rate, steps): fine-tune; scratch |",
+        "|---:|---|---|---|---|---|---|---|",
     ]
-    for k, lp, ft, sc, sc_fixed in rows:
+    for k, lp, ft, sc, ft_fixed, sc_fixed in rows:
         better = lp if lp.mean >= ft.mean else ft
         c = rt.compare(better, sc)
-        picks = ", ".join(f"({lr:g}, {st})" for lr, st in chosen[k])
-        lines.append(f"| {k} | {lp} | {ft} | {sc} | {sc_fixed} | {c.mean:+.3f} [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}] | {picks} |")
+        picks = "; ".join(", ".join(f"({lr:g}, {st})" for lr, st in chosen[arm, k]) for arm in ("fine-tune", "scratch"))
+        lines.append(f"| {k} | {lp} | {ft} | {sc} | {c.mean:+.3f} [{c.ci[0]:+.3f}, {c.ci[1]:+.3f}] | {ft_fixed} "
+                     f"| {sc_fixed} | {picks} |")
     lines += [
         "",
         "Label efficiency (scratch's k / the smallest k whose mean reaches scratch's mean at k="
