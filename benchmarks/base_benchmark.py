@@ -42,6 +42,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def scratch_equivalent(ks: list[int], scratch: list[float], accuracy: float) -> float | None:
+    """The labels per class scratch needs to reach ``accuracy``: its mean curve, interpolated linearly in log k.
+
+    None when scratch never reaches it within ``ks``; ``ks[0]`` when it already does at the smallest k.
+
+    >>> round(scratch_equivalent([1, 10], [0.5, 0.9], 0.7), 3)  # halfway in log k between 1 and 10
+    3.162
+    """
+    import math
+
+    if accuracy <= scratch[0]:
+        return float(ks[0])
+    for (k0, a0), (k1, a1) in zip(zip(ks, scratch), zip(ks[1:], scratch[1:])):
+        if a0 < accuracy <= a1:
+            t = (accuracy - a0) / (a1 - a0)
+            return math.exp(math.log(k0) + t * (math.log(k1) - math.log(k0)))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="paired trials per k (default 5)")
@@ -149,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     def matched(arm: int) -> int | None:
         return next((k for k, *arms in rows if arms[arm].mean >= scratch_top), None)
 
+    scratch_curve = ([r[0] for r in rows], [r[3].mean for r in rows])
+    equivalents = [(k, scratch_equivalent(*scratch_curve, max(lp.mean, ft.mean))) for k, lp, ft, *_ in rows]
     eff = {name: (k_top / m if m else None) for name, m in (("linear probe", matched(0)), ("full fine-tune", matched(1)))}
     best = max((e for e in eff.values() if e), default=None)
 
@@ -188,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         "Label efficiency (scratch's k / the smallest k whose mean reaches scratch's mean at k="
         f"{k_top}): " + ", ".join(f"{n} {f'{e:g}x' if e else 'not reached'}" for n, e in eff.items())
         + f"; best **{f'{best:g}x' if best else 'not reached'}**.",
+        "",
+        "Labels scratch needs to match the best pretrained arm at each k (its mean curve, interpolated in log k): "
+        + ", ".join(f"k={k}: {eq:.1f} ({eq / k:.1f}x)" if eq else f"k={k}: more than {k_top}" for k, eq in equivalents)
+        + ".",
         f"Pretrained at k=5 vs scratch at k={k_top}: probe {rows[args.k.index(5)][1].mean:.4f}, fine-tune "
         f"{rows[args.k.index(5)][2].mean:.4f}, scratch {scratch_top:.4f}." if 5 in args.k else "",
         "",

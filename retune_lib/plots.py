@@ -87,7 +87,8 @@ def plot_curves(
     A point may be a number or a :class:`~retune_lib.trials.Trials` (several seeds): then the curve
     goes through the means, with error bars of one standard deviation, and the legend says ``± sd``.
     Each curve gets its own line style and marker, and curves with error bars are drawn side by side
-    (shifted by a few percent of the gap between x values), so curves that coincide stay visible.
+    (shifted by a fraction of the smallest gap between x values), so curves and error bars that coincide
+    can still be told apart.
 
     >>> from retune_lib.trials import Trials
     >>> fig = plot_curves([1, 2], {"a": [Trials("a", [0, 1, 2], [0.5, 0.6, 0.7]), 0.8]}, "k", "acc", "demo")
@@ -107,9 +108,11 @@ def plot_curves(
     markers = ["o", "s", "^", "D", "v", "P"]
     with_bars = [name for name, ys in curves.items() if any(isinstance(y, Trials) for y in ys)]
     x = np.asarray(xs, dtype=float)
-    # side by side: a shift of 3% of the smallest gap (a factor on a log axis) between neighbouring curves
+    if logx and np.any(x <= 0):
+        raise ValueError(f"logx needs positive x values, got {list(xs)}")
+    # side by side: neighbouring curves shifted by 12% of the smallest gap between x values (a factor on a log axis)
     gaps = np.diff(np.log(x) if logx else x) if len(x) > 1 else np.array([1.0])
-    step = 0.03 * (float(np.min(np.abs(gaps[gaps != 0]))) if np.any(gaps != 0) else 1.0)
+    step = 0.12 * (float(np.min(np.abs(gaps[gaps != 0]))) if np.any(gaps != 0) else 1.0)
     for i, (name, ys) in enumerate(curves.items()):
         style = dict(linestyle=styles[i % len(styles)], marker=markers[i % len(markers)])
         if name in with_bars:

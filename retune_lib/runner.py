@@ -311,7 +311,9 @@ def run_notebook(
         nb = nbformat.read(str(path), as_version=4)
         for f in extra:
             nb.cells.append(nbformat.v4.new_code_cell(f"%run -i {json.dumps(str(f))}", metadata={"tags": ["solution"]}))
-        source = out.with_name(f"{path.stem}.with-solutions.ipynb")
+        import tempfile
+
+        source = pathlib.Path(tempfile.mkdtemp(prefix="retune-then-")) / path.name  # not left beside the output
         nbformat.write(nb, str(source))
     timeout = cell_timeout()
     t0 = time.perf_counter()
@@ -328,6 +330,10 @@ def run_notebook(
             where = _failed_cell(out)
             error = f"{path.stem}: {where or 'a cell'} ran over the {timeout} s cell timeout (stuck?)"
     seconds = time.perf_counter() - t0
+    if source != path:
+        import shutil
+
+        shutil.rmtree(source.parent, ignore_errors=True)
     metrics = read_metrics(out) if out.exists() else {}
     return NotebookRun(path.stem, status, seconds, out, metrics, error)
 

@@ -34,8 +34,10 @@ def _stopped_at(run, claims: list[dict], text: str) -> dict:
 def check_00_more_labels(run, claims, m):
     assert run.status == "ok", run.error
     assert m["pretrained_k10"] > m["scratch_k10"] + 0.05  # still well ahead at k=10 (+8.9 points)
-    for k in (30, 100):  # scratch level within the noise: +1.2 and +0.9 points at the default seed
-        assert abs(m[f"pretrained_k{k}"] - m[f"scratch_k{k}"]) < 0.03
+    gap = {k: m[f"pretrained_k{k}"] - m[f"scratch_k{k}"] for k in (10, 30, 100)}
+    assert gap[10] - gap[30] > 0.05  # the gap shrinks fast: 8.9 -> 1.2 points
+    for k in (30, 100):  # about a point from k=30 on: +1.2 and +0.9 at the default seed
+        assert abs(gap[k]) < 0.02
 
 
 def check_00_more_scratch_steps(run, claims, m):
@@ -78,8 +80,9 @@ def check_03_other_pair(run, claims, m):
 def check_04_weight_power(run, claims, m):
     assert run.status == "ok", run.error
     rare = [m[f"ex1_rare_power_{p}"] for p in ("0", "0.5", "1", "1.5")]
-    assert rare == sorted(rare) and rare[-1] > rare[0] + 0.05  # rare recall rises with the power, past inverse
-    assert m["ex1_common_power_0"] - m["ex1_common_power_1.5"] < 0.01  # common recall gives up under a point
+    assert rare == sorted(rare) and rare[-1] > rare[0] + 0.05  # rare recall rises with the power ...
+    assert m["ex1_rare_power_1.5"] > m["ex1_rare_power_1"] + 0.01  # ... past the inverse weights (+2.0 points)
+    assert m["ex1_common_power_0"] - m["ex1_common_power_1.5"] < 0.005  # common recall gives up 0.2 points
     assert m["ex1_balanced_power_1.5"] > m["ex1_balanced_power_0"] + 0.02
 
 
@@ -118,7 +121,7 @@ def check_05_rotated(run, claims, m):
 def check_06_alpha_sweep(run, claims, m):
     assert run.status == "ok", run.error
     assert m["ex4_chosen_alphas"].split(",").count("0.9") >= 3  # validation mostly picks the most hard-label weight
-    assert m["ex4_alpha_0.9"] > m["ex4_alpha_0.1"]  # the means rise with alpha ...
+    assert m["ex4_alpha_0.1"] < m["ex4_alpha_0.5"] < m["ex4_alpha_0.9"]  # the means rise with alpha ...
     assert m["ex4_low_minus_high_alpha_low"] < 0 < m["ex4_low_minus_high_alpha_high"]  # ... unresolved on 5 seeds
 
 

@@ -28,3 +28,8 @@ def test_plot_curves_checks_lengths():
     plt.close(fig)
     with pytest.raises(ValueError, match="curve 'a' has 2 points for 3 x values"):
         rt.plot_curves([1, 2, 3], {"a": [0.1, 0.2]}, "k", "acc", "t")
+
+
+def test_plot_curves_refuses_a_log_axis_at_zero():
+    with pytest.raises(ValueError, match="logx needs positive x values"):
+        rt.plot_curves([0, 1, 2], {"a": [0.1, 0.2, 0.3]}, "steps", "acc", "t", logx=True)

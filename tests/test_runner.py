@@ -165,6 +165,7 @@ def test_then_runs_a_solution_in_the_notebooks_namespace(tmp_path, capsys):
     assert run.status == "ok", run.error
     assert run.metrics["answer"] == 30                          # the solution saw the notebook's `x`
     assert path.read_text() == before                           # the notebook itself is unchanged
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["nb.ipynb"]  # no copy left beside it
     cells = nbformat.read(str(run.output), as_version=4).cells
     assert "solution" in cells[-1].metadata["tags"] and str(solution) in cells[-1].source
     with pytest.raises(ValueError, match="--then takes existing .py files"):

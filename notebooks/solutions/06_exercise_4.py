@@ -28,6 +28,8 @@ def alpha_sweep(s):
     best = max(alphas, key=lambda a: val_acc[a])           # ties: the smallest alpha
     out["chosen on validation"] = out[f"alpha {best:g}"]
     out["chosen alpha"] = best
+    print(f"seed {s}: validation accuracy " + ", ".join(f"alpha {a:g} {val_acc[a]:.3f}" for a in alphas)
+          + f" -> alpha {best:g}")
     return out
 
 sweep = rt.run_trials(alpha_sweep, seeds)
