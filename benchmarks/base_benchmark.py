@@ -28,6 +28,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import platform
@@ -50,8 +51,6 @@ def scratch_equivalent(ks: list[int], scratch: list[float], accuracy: float) -> 
     >>> round(scratch_equivalent([1, 10], [0.5, 0.9], 0.7), 3)  # halfway in log k between 1 and 10
     3.162
     """
-    import math
-
     if accuracy <= scratch[0]:
         return float(ks[0])
     for (k0, a0), (k1, a1) in zip(zip(ks, scratch), zip(ks[1:], scratch[1:])):
@@ -101,9 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     args.ft_lrs = sorted(set(args.ft_lrs) | {FT_FIXED[0]}, reverse=True)
     args.scratch_lrs = sorted(set(args.scratch_lrs) | {SCRATCH_FIXED[0]}, reverse=True)
     seeds = rt.trial_seeds(0, args.seeds)
-
-    def epochs_for(n: int, steps: int) -> int:
-        return -(-steps // -(-n // 32))
 
     def probe(k: int, s: int) -> float:
         small = train.per_class(k, seed=s)

@@ -24,7 +24,9 @@ import ast
 import json
 import math
 import pathlib
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -311,8 +313,6 @@ def run_notebook(
         nb = nbformat.read(str(path), as_version=4)
         for f in extra:
             nb.cells.append(nbformat.v4.new_code_cell(f"%run -i {json.dumps(str(f))}", metadata={"tags": ["solution"]}))
-        import tempfile
-
         source = pathlib.Path(tempfile.mkdtemp(prefix="retune-then-")) / path.name  # not left beside the output
         nbformat.write(nb, str(source))
     timeout = cell_timeout()
@@ -331,8 +331,6 @@ def run_notebook(
             error = f"{path.stem}: {where or 'a cell'} ran over the {timeout} s cell timeout (stuck?)"
     seconds = time.perf_counter() - t0
     if source != path:
-        import shutil
-
         shutil.rmtree(source.parent, ignore_errors=True)
     metrics = read_metrics(out) if out.exists() else {}
     return NotebookRun(path.stem, status, seconds, out, metrics, error)
