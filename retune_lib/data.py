@@ -20,6 +20,7 @@ and paper = 0, ``y`` holds int64 class indices, ``classes`` names them. It is a
 
 from __future__ import annotations
 
+import math
 import pathlib
 import string
 from collections.abc import Sequence
@@ -236,8 +237,9 @@ def font_files() -> dict[str, pathlib.Path]:
     return fonts
 
 
-#: ``render_glyphs``' styles: printed proportions, or normalised like scikit-learn's digits.
-GLYPH_STYLES = ("print", "nist")
+#: ``render_glyphs``' styles: printed proportions; normalised like scikit-learn's digits; or normalised with the
+#: digits drawn by a pen along stroke templates and the other glyphs half redrawn along their skeletons.
+GLYPH_STYLES = ("print", "nist", "pen")
 _CANVAS = 32  # the bitmap size the digits were drawn at before the 4 x 4 block counts
 
 
@@ -301,6 +303,11 @@ def render_glyphs(
     stretched to the full height and a fixed-ish width, and the pen width is chosen per glyph so that
     its ink matches the digits' (``PretrainRecipe(style="nist")`` pretrains on these; the default base
     does not yet). ``style="print"`` keeps the printed proportions and a random pen width.
+    ``style="pen"`` normalises like ``"nist"`` (into a narrower box, as the digits are) and goes one step
+    towards handwriting: every digit is drawn by a pen along one of a few stroke templates (an open or a
+    closed 4, a 1 with or without its flag and foot, a 7 with or without a bar ...) with jittered control
+    points and a random slant, and half of the other glyphs lose the printed contrast of thick and thin
+    strokes (thinned to their skeleton, then redrawn with an even pen). ``reports/base.md`` measures it.
 
     >>> glyphs = render_glyphs(n=200, seed=0)
     >>> glyphs.x.shape, glyphs.num_classes
@@ -318,6 +325,9 @@ def render_glyphs(
         raise ValueError("classes must not repeat a character")
 
     protos, labels = _prototypes(classes)
+    if style == "pen":
+        skeletons = _thin(protos > 0.5)
+        digit_of = torch.tensor([int(c) if c.isdigit() else -1 for c in classes])
     present = set(labels.tolist())
     if len(present) != len(classes):
         missing = [classes[i] for i in range(len(classes)) if i not in present]
@@ -330,9 +340,14 @@ def render_glyphs(
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         pick = torch.randint(len(protos), (m,), generator=g)
-        x = _warp(protos[pick], g, distortion)
+        if style == "pen":
+            x = _pen_glyphs(protos[pick], skeletons[pick], digit_of[labels[pick]], g, distortion)
+        else:
+            x = _warp(protos[pick], g, distortion)
         if style == "nist":
             x = _stroke_to_ink(_fill_box(x, g), g)
+        elif style == "pen":
+            x = _stroke_to_ink(_fill_box(x, g, width=(15.0, 22.0)), g)
         else:
             x = _stroke(x, g)
         x = (x > 0.5).float()  # the pen leaves a binary bitmap ...
@@ -342,8 +357,8 @@ def render_glyphs(
     return ImageSet(out, ys, classes, "glyphs")
 
 
-def _fill_box(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Stretch each glyph's ink box to the full 32 px height and 19..24 px wide, as NIST's normaliser did.
+def _fill_box(x: torch.Tensor, g: torch.Generator, width: tuple[float, float] = (19.0, 24.0)) -> torch.Tensor:
+    """Stretch each glyph's ink box to the full 32 px height and ``width`` (19..24) px wide, as NIST's normaliser did.
 
     scikit-learn's digits always touch the top and bottom rows and span about 6 of the 8 columns
     whatever the digit; the box of a narrow glyph (a '1') widens by at most 1.3 times its own aspect,
@@ -361,7 +376,7 @@ def _fill_box(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     empty = bot <= top
     h, w = (bot - top).clamp(min=1), (right - left).clamp(min=1)
     out_h = torch.minimum(torch.full_like(h, float(_CANVAS)), h * 3.0)
-    out_w = torch.minimum(_rand(g, m, 19.0, 24.0), w * (out_h / h) * 1.3).clamp(max=_CANVAS)
+    out_w = torch.minimum(_rand(g, m, *width), w * (out_h / h) * 1.3).clamp(max=_CANVAS)
     # output half-extents in normalised coordinates; the input box maps onto them
     ax, ay = w / out_w, h / out_h
     bx, by = (left + right) / _CANVAS - 1, (top + bot) / _CANVAS - 1
@@ -370,6 +385,115 @@ def _fill_box(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     theta[empty] = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int) -> list[tuple[float, float]]:
+    """``n`` points on an ellipse from angle ``a0`` to ``a1`` (degrees; 0 = right, 90 = down)."""
+    return [(cx + rx * math.cos(math.radians(a0 + (a1 - a0) * i / (n - 1))),
+             cy + ry * math.sin(math.radians(a0 + (a1 - a0) * i / (n - 1)))) for i in range(n)]
+
+
+#: How a pen draws each digit: a few variants, each a list of strokes through control points in the unit
+#: box (x to the right, y down). The variants are the common handwritten forms, not any font's.
+_PEN_DIGITS: dict[int, list[list[list[tuple[float, float]]]]] = {
+    0: [[_arc(0.5, 0.5, 0.38, 0.48, -100, 270, 11)]],
+    1: [[[(0.5, 0.0), (0.5, 1.0)]],  # a bar
+        [[(0.25, 0.25), (0.55, 0.0), (0.55, 1.0)]],  # with a flag
+        [[(0.25, 0.25), (0.55, 0.0), (0.55, 1.0)], [(0.25, 1.0), (0.8, 1.0)]],  # flag and foot
+        [[(0.35, 0.15), (0.55, 0.0), (0.55, 1.0)], [(0.3, 1.0), (0.8, 1.0)]]],  # small flag, foot
+    2: [[_arc(0.5, 0.3, 0.35, 0.3, 190, 380, 6) + [(0.1, 1.0), (0.9, 1.0)]],
+        [_arc(0.5, 0.3, 0.35, 0.3, 190, 380, 6) + [(0.2, 0.85), (0.1, 0.95), (0.25, 1.0), (0.9, 0.95)]],  # looped
+        [_arc(0.5, 0.25, 0.32, 0.25, 190, 380, 6) + [(0.25, 0.8), (0.15, 1.0), (0.85, 1.0)]]],  # long diagonal
+    3: [[_arc(0.5, 0.27, 0.35, 0.27, 200, 450, 7) + _arc(0.5, 0.73, 0.38, 0.27, 270, 520, 7)[1:]],
+        [[(0.15, 0.0), (0.85, 0.0), (0.45, 0.4)] + _arc(0.5, 0.7, 0.38, 0.3, 270, 520, 7)[1:]]],  # flat top
+    4: [[[(0.6, 0.0), (0.1, 0.65), (0.95, 0.65)], [(0.7, 0.3), (0.7, 1.0)]],  # closed
+        [[(0.15, 0.0), (0.1, 0.6), (0.9, 0.6)], [(0.75, 0.0), (0.75, 1.0)]],  # open
+        [[(0.7, 1.0), (0.7, 0.0), (0.1, 0.65), (0.95, 0.65)]]],  # one stroke
+    5: [[[(0.85, 0.0), (0.2, 0.0), (0.15, 0.45)] + _arc(0.48, 0.68, 0.38, 0.32, 220, 500, 8)[1:]],
+        [[(0.2, 0.0), (0.15, 0.45)] + _arc(0.48, 0.68, 0.38, 0.32, 220, 500, 8)[1:], [(0.2, 0.0), (0.85, 0.0)]]],
+    6: [[[(0.75, 0.0), (0.35, 0.3), (0.12, 0.7)] + _arc(0.5, 0.72, 0.38, 0.28, 180, 540, 9)[1:]],
+        [[(0.7, 0.0), (0.3, 0.35), (0.15, 0.75)] + _arc(0.45, 0.78, 0.3, 0.22, 180, 540, 9)[1:]]],  # small loop
+    7: [[[(0.1, 0.0), (0.9, 0.0), (0.35, 1.0)]],
+        [[(0.1, 0.0), (0.9, 0.0), (0.4, 1.0)], [(0.35, 0.5), (0.8, 0.5)]],  # crossed
+        [[(0.1, 0.15), (0.15, 0.0), (0.9, 0.0), (0.4, 1.0)]],  # with a serif
+        [[(0.1, 0.0), (0.9, 0.0), (0.55, 0.5), (0.45, 1.0)], [(0.25, 0.5), (0.85, 0.45)]]],  # crossed, steep
+    8: [[_arc(0.5, 0.25, 0.3, 0.25, 90, 450, 9) + _arc(0.5, 0.72, 0.36, 0.28, -90, 270, 9)],
+        [[(0.8, 0.1)] + _arc(0.5, 0.25, 0.3, 0.25, -20, 150, 5) + [(0.8, 0.75)]
+         + _arc(0.5, 0.75, 0.3, 0.25, 10, 200, 5) + [(0.8, 0.1)]],
+        [_arc(0.5, 0.22, 0.25, 0.22, 90, 450, 9) + _arc(0.5, 0.7, 0.32, 0.3, -90, 270, 9)]],  # small top loop
+    9: [[_arc(0.5, 0.3, 0.35, 0.3, 0, 360, 9) + [(0.85, 0.6), (0.8, 1.0)]],  # straight stem
+        [_arc(0.5, 0.3, 0.35, 0.3, 0, 360, 9) + [(0.8, 0.7), (0.45, 1.0)]],  # curved stem
+        [_arc(0.5, 0.22, 0.3, 0.22, 0, 360, 9) + [(0.8, 0.5), (0.7, 0.85), (0.35, 1.0)]]],  # small head, hooked tail
+}
+
+
+def _catmull_rom(points: torch.Tensor, per_segment: int = 12) -> torch.Tensor:
+    """A smooth curve through ``points`` (B x P x 2) sampled densely: B x ((P - 1) * per_segment + 1) x 2."""
+    p = torch.cat([points[:, :1], points, points[:, -1:]], 1)
+    t = torch.linspace(0, 1, per_segment + 1)[:-1].view(1, -1, 1)
+    out = []
+    for i in range(1, p.shape[1] - 2):
+        p0, p1, p2, p3 = (p[:, j : j + 1] for j in (i - 1, i, i + 1, i + 2))
+        out.append(0.5 * (2 * p1 + (p2 - p0) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2
+                          + (3 * p1 - p0 - 3 * p2 + p3) * t**3))
+    return torch.cat(out + [points[:, -1:]], 1)
+
+
+def _pen_digits(digits: torch.Tensor, g: torch.Generator, jitter: float = 0.06, slant: float = 0.25) -> torch.Tensor:
+    """Each digit drawn as a thin path on the 32 x 32 canvas: a random template, jittered, slanted."""
+    m = len(digits)
+    out = torch.zeros(m, 1, _CANVAS, _CANVAS)
+    form = torch.randint(6, (m,), generator=g)  # which variant: taken modulo the digit's number of variants
+    yy, xx = torch.meshgrid(torch.arange(float(_CANVAS)), torch.arange(float(_CANVAS)), indexing="ij")
+    pixels = torch.stack([xx.flatten(), yy.flatten()], 1)
+    for d, variants in _PEN_DIGITS.items():
+        for v, strokes in enumerate(variants):
+            idx = ((digits == d) & (form % len(variants) == v)).nonzero().flatten()
+            if len(idx) == 0:
+                continue
+            jittered = [torch.tensor(s) + jitter * torch.randn(len(idx), len(s), 2, generator=g) for s in strokes]
+            path = torch.cat([_catmull_rom(p) for p in jittered], 1)
+            lean = _rand(g, len(idx), -slant, slant).view(-1, 1)
+            path = torch.stack([path[..., 0] + lean * (0.5 - path[..., 1]), path[..., 1]], 2) * 26 + 3
+            near = torch.cdist(pixels.expand(len(idx), -1, -1), path).amin(2) < 0.8
+            out[idx, 0] = near.float().view(-1, _CANVAS, _CANVAS)
+    return out
+
+
+def _pen_glyphs(protos: torch.Tensor, skeletons: torch.Tensor, digit: torch.Tensor, g: torch.Generator,
+                distortion: float) -> torch.Tensor:
+    """The "pen" style before normalisation: digits from the pen templates; half the other glyphs as skeletons."""
+    as_skeleton = (torch.rand(len(protos), generator=g) < 0.5).view(-1, 1, 1, 1)
+    x = _warp(torch.where(as_skeleton, skeletons, protos), g, distortion)
+    x = torch.where(as_skeleton, x > 0.1, x > 0.5).float()  # a warped 1 px line keeps its faint pixels
+    drawn = (digit >= 0).nonzero().flatten()
+    if len(drawn):
+        x[drawn] = (_warp(_pen_digits(digit[drawn], g), g, distortion / 2) > 0.1).float()
+    return x
+
+
+def _thin(ink: torch.Tensor) -> torch.Tensor:
+    """Zhang & Suen's thinning (1984), batched: binary N x 1 x H x W ink -> its 1 px wide skeleton."""
+    x = ink.float()
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = F.pad(x, (1, 1, 1, 1))
+            n, ne, e, se = p[..., :-2, 1:-1], p[..., :-2, 2:], p[..., 1:-1, 2:], p[..., 2:, 2:]
+            s, sw, w, nw = p[..., 2:, 1:-1], p[..., 2:, :-2], p[..., 1:-1, :-2], p[..., :-2, :-2]
+            ring = [n, ne, e, se, s, sw, w, nw, n]
+            neighbours = sum(ring[:8])
+            transitions = sum(((a == 0) & (b == 1)).float() for a, b in zip(ring[:8], ring[1:]))
+            if step == 0:
+                c1, c2 = n * e * s, e * s * w
+            else:
+                c1, c2 = n * e * w, n * s * w
+            remove = (x == 1) & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & (c1 == 0) & (c2 == 0)
+            if remove.any():
+                changed = True
+                x = x * (~remove).float()
+        if not changed:
+            return x
 
 
 def _stroke_to_ink(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -87,6 +87,39 @@ def test_render_glyphs_nist_style_matches_the_digits_statistics():
     assert torch.equal(rt.render_glyphs(n=300, seed=2, style="print").x, rt.render_glyphs(n=300, seed=2).x)
 
 
+def test_render_glyphs_pen_style_draws_digits_like_the_targets():
+    """style='pen' normalises like 'nist' into a narrower box (the digits' own width), draws every digit along
+    a pen template and is deterministic; its digits are not the fonts' (they differ from 'nist' ones)."""
+    digits = rt.load_digits(size=8).x
+    a = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
+    assert torch.equal(a.x, rt.render_glyphs(n=3000, seed=3, size=8, style="pen").x) and min(a.counts()) > 0
+
+    def cols(x):  # mean number of the 8 columns with ink
+        return (x > 0).any(2)[:, 0].sum(1).float().mean()
+
+    ink = (a.x * 16).round().sum((1, 2, 3)) / 16
+    assert ((a.x > 0).any(3)[:, 0].sum(1) == 8).float().mean() > 0.95  # full height, like 'nist'
+    assert abs(ink.mean() - (digits * 16).round().sum((1, 2, 3)).mean() / 16) < 1.0
+    nist = rt.render_glyphs(n=3000, seed=3, size=8, style="nist").x
+    assert abs(cols(a.x) - cols(digits)) < abs(cols(nist) - cols(digits))  # narrower, as the digits are
+
+
+def test_pen_templates_and_thinning():
+    from retune_lib.data import _PEN_DIGITS, _catmull_rom, _pen_digits, _thin
+
+    pts = torch.tensor([[[0.0, 0.0], [1.0, 0.5], [0.0, 1.0]]])
+    curve = _catmull_rom(pts, per_segment=8)
+    assert curve.shape == (1, 17, 2) and torch.allclose(curve[0, ::8], pts[0])  # passes through its points
+    assert sorted(_PEN_DIGITS) == list(range(10)) and all(len(v) >= 1 for v in _PEN_DIGITS.values())
+    drawn = _pen_digits(torch.arange(10).repeat(3), torch.Generator().manual_seed(0))
+    assert drawn.shape == (30, 1, 32, 32) and ((drawn == 0) | (drawn == 1)).all()
+    assert (drawn.sum((1, 2, 3)) > 15).all()  # every digit left a path on the canvas
+    bar = torch.zeros(1, 1, 12, 12)
+    bar[..., 2:10, 4:8] = 1  # 4 px wide
+    skeleton = _thin(bar)
+    assert skeleton.sum() > 0 and (skeleton.sum(3) <= 1).all() and (skeleton <= bar).all()  # 1 px wide, inside
+
+
 def test_render_glyphs_bad_input():
     with pytest.raises(ValueError, match="n must be a positive integer"):
         rt.render_glyphs(n=0)
@@ -96,7 +129,7 @@ def test_render_glyphs_bad_input():
         rt.render_glyphs(n=10, classes=["ab", "c"])
     with pytest.raises(ValueError, match="no shipped font has a glyph for \\['\u4e2d'\\]"):
         rt.render_glyphs(n=10, classes=["a", "\u4e2d"])
-    with pytest.raises(ValueError, match="style='cursive' is not supported; allowed: 'print', 'nist'"):
+    with pytest.raises(ValueError, match="style='cursive' is not supported; allowed: 'print', 'nist', 'pen'"):
         rt.render_glyphs(n=10, style="cursive")
 
 
