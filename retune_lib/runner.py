@@ -406,7 +406,7 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
         job.error = (lines[-1].strip() if lines else f"exit code {proc.returncode}")[:300]
     record = {"notebook": job.notebook.stem, "seed": job.seed, "threads": job.threads, "status": job.status,
               "seconds": job.seconds, "error": job.error, "claims": job.claims, "parameters": dict(parameters),
-              "notebook_sha256": code_hash}
+              "notebook_sha256": code_hash, "base": _base_key()}
     job.output_dir.mkdir(parents=True, exist_ok=True)
     tmp = job.output_dir / f".{job.notebook.stem}.json.tmp"
     tmp.write_text(json.dumps(record, indent=1))
@@ -420,8 +420,23 @@ def _current_record(job: ClaimsJob, parameters: Mapping[str, Any]) -> bool:
         r = json.loads((job.output_dir / f"{job.notebook.stem}.json").read_text())
     except (OSError, ValueError):
         return False
-    return (r.get("status") == "ok" and r.get("notebook_sha256") == _sha256(job.notebook)
+    return (r.get("status") == "ok" and r.get("notebook_sha256") == _sha256(job.notebook) and _same_base(r)
             and r.get("parameters", {}) == dict(parameters) and r.get("seed") == job.seed and r.get("threads") == job.threads)
+
+
+#: The default base's recipe key when runs began to record it: every earlier record was made on that base.
+_BASE_BEFORE_RECORDED = "7a9038460908"
+
+
+def _base_key() -> str:
+    """The cache key of the default pretrained base: the lessons' numbers move with it."""
+    from .models import PretrainRecipe
+
+    return PretrainRecipe().key()
+
+
+def _same_base(record: Mapping[str, Any]) -> bool:
+    return record.get("base", _BASE_BEFORE_RECORDED) == _base_key()
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -439,7 +454,8 @@ def load_claims_runs(
     output_dir: str | pathlib.Path = "runs/claims", selection: Sequence[str] = (),
 ) -> tuple[list[ClaimsJob], list[str]]:
     """The runs recorded under ``output_dir`` for the selected notebooks, and the ones left out because the
-    notebook has changed since (a report only counts runs of the notebooks as they are now)."""
+    notebook or the default pretrained base has changed since (a report only counts runs of the notebooks as they
+    are now, on the base they use now)."""
     current = {p.stem: p for p in notebook_paths(selection)}
     jobs, stale = [], []
     for f in sorted(pathlib.Path(output_dir).glob("threads*/seed*/*.json")):
@@ -453,6 +469,9 @@ def load_claims_runs(
             continue
         if r.get("notebook_sha256") != _sha256(path):
             stale.append(f"{r['notebook']} seed {r['seed']} threads {r['threads']}")
+            continue
+        if not _same_base(r):
+            stale.append(f"{r['notebook']} seed {r['seed']} threads {r['threads']} (another base)")
             continue
         jobs.append(ClaimsJob(path, r["seed"], r["threads"], f.parent, r["status"], r["seconds"], r["error"], r["claims"]))
     jobs.sort(key=lambda j: (j.threads, j.notebook.stem, j.seed))
@@ -523,7 +542,8 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
     lines.append(f"Generated {when} by `{command or 'retune claims'}`"
                  + (f" in {seconds / 60:.1f} min" if seconds is not None else "") + ".")
     lines.append(f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores, python "
-                 f"{platform.python_version()}, torch {torch.__version__}.")
+                 f"{platform.python_version()}, torch {torch.__version__}; pretrained base `{_base_key()}` (the default "
+                 "`PretrainRecipe`'s cache key; runs on another base are left out).")
     lines.append("")
     lines.append("Each run executes a notebook at its defaults with `-p seed S`; every comparative claim in it is "
                  "checked by `rt.claim` over the notebook's own paired trial seeds (`rt.trial_seeds(S, n_seeds)`, "

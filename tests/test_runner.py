@@ -75,7 +75,7 @@ def test_stuck_cell_fails_fast_naming_the_cell(tmp_path, monkeypatch):
         runner.cell_timeout()
 
 
-def test_claims_report_over_seeds_and_threads(tmp_path):
+def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     body = (
         "import retune_lib as rt\n"
         "seeds = rt.trial_seeds(seed, 3)\n"
@@ -98,6 +98,12 @@ def test_claims_report_over_seeds_and_threads(tmp_path):
     assert [j.seed for j in again] == [2]  # seeds 0 and 1 are recorded for this code: kept, not repeated
     again = runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs", echo=False, rerun=True)
     assert [j.seed for j in again] == [0]
+    monkeypatch.setattr(runner, "_base_key", lambda: "another")  # a new default base: every run is stale
+    loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
+    assert loaded == [] and stale[0] == "claims seed 0 threads 1 (another base)"
+    assert [j.seed for j in runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs",
+                                              echo=False)] == [0]  # and is run again, not kept
+    monkeypatch.undo()
     _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
     assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
