@@ -32,6 +32,7 @@ import math
 import os
 import pathlib
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# The pretrained base on handwritten digits: benchmark",
         "",
-        f"`python benchmarks/base_benchmark.py {' '.join(argv if argv is not None else sys.argv[1:])}`".replace("  ", " "),
+        f"`python benchmarks/base_benchmark.py {shlex.join(argv if argv is not None else sys.argv[1:])}`".replace("  ", " "),
         "",
         f"Recipe: `{json.dumps(dataclasses.asdict(recipe))}` (cache key `{recipe.key()}`).",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "

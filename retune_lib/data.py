@@ -327,7 +327,7 @@ def render_glyphs(
     protos, labels = _prototypes(classes)
     if style == "pen":
         skeletons = _thin(protos > 0.5)
-        digit_of = torch.tensor([int(c) if c.isdigit() else -1 for c in classes])
+        digit_of = torch.tensor([string.digits.find(c) for c in classes])  # -1: not one of '0'..'9'
     present = set(labels.tolist())
     if len(present) != len(classes):
         missing = [classes[i] for i in range(len(classes)) if i not in present]
@@ -427,6 +427,23 @@ _PEN_DIGITS: dict[int, list[list[list[tuple[float, float]]]]] = {
 }
 
 
+#: Variants are picked as a random integer below this, modulo the digit's number of variants: a multiple of every
+#: digit's count (1 to 4), so each variant of a digit is equally likely.
+_PEN_FORMS = 12
+#: Bump when the pen drawing changes in a way the templates do not show: it is part of the base's cache key.
+_PEN_VERSION = 1
+
+
+def pen_fingerprint() -> str:
+    """A short hash of the pen templates and drawing version: ``PretrainRecipe(style="pen")`` keys its cache by it."""
+    import hashlib
+    import json
+
+    blob = json.dumps([_PEN_VERSION, {d: [[[[round(c, 6) for c in p] for p in s] for s in v] for v in vs]
+                                      for d, vs in _PEN_DIGITS.items()}])
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def _catmull_rom(points: torch.Tensor, per_segment: int = 12) -> torch.Tensor:
     """A smooth curve through ``points`` (B x P x 2) sampled densely: B x ((P - 1) * per_segment + 1) x 2."""
     p = torch.cat([points[:, :1], points, points[:, -1:]], 1)
@@ -443,7 +460,7 @@ def _pen_digits(digits: torch.Tensor, g: torch.Generator, jitter: float = 0.06, 
     """Each digit drawn as a thin path on the 32 x 32 canvas: a random template, jittered, slanted."""
     m = len(digits)
     out = torch.zeros(m, 1, _CANVAS, _CANVAS)
-    form = torch.randint(6, (m,), generator=g)  # which variant: taken modulo the digit's number of variants
+    form = torch.randint(_PEN_FORMS, (m,), generator=g)  # modulo each digit's number of variants: all equally likely
     yy, xx = torch.meshgrid(torch.arange(float(_CANVAS)), torch.arange(float(_CANVAS)), indexing="ij")
     pixels = torch.stack([xx.flatten(), yy.flatten()], 1)
     for d, variants in _PEN_DIGITS.items():
@@ -463,10 +480,12 @@ def _pen_digits(digits: torch.Tensor, g: torch.Generator, jitter: float = 0.06, 
 def _pen_glyphs(protos: torch.Tensor, skeletons: torch.Tensor, digit: torch.Tensor, g: torch.Generator,
                 distortion: float) -> torch.Tensor:
     """The "pen" style before normalisation: digits from the pen templates; half the other glyphs as skeletons."""
-    as_skeleton = (torch.rand(len(protos), generator=g) < 0.5).view(-1, 1, 1, 1)
-    x = _warp(torch.where(as_skeleton, skeletons, protos), g, distortion)
-    x = torch.where(as_skeleton, x > 0.1, x > 0.5).float()  # a warped 1 px line keeps its faint pixels
-    drawn = (digit >= 0).nonzero().flatten()
+    x = torch.empty_like(protos)
+    drawn, others = (digit >= 0).nonzero().flatten(), (digit < 0).nonzero().flatten()
+    if len(others):
+        as_skeleton = (torch.rand(len(others), generator=g) < 0.5).view(-1, 1, 1, 1)
+        warped = _warp(torch.where(as_skeleton, skeletons[others], protos[others]), g, distortion)
+        x[others] = torch.where(as_skeleton, warped > 0.1, warped > 0.5).float()  # a warped 1 px line stays faint
     if len(drawn):
         x[drawn] = (_warp(_pen_digits(digit[drawn], g), g, distortion / 2) > 0.1).float()
     return x

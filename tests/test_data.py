@@ -87,9 +87,11 @@ def test_render_glyphs_nist_style_matches_the_digits_statistics():
     assert torch.equal(rt.render_glyphs(n=300, seed=2, style="print").x, rt.render_glyphs(n=300, seed=2).x)
 
 
-def test_render_glyphs_pen_style_draws_digits_like_the_targets():
+def test_render_glyphs_pen_style_draws_digits_like_the_targets(monkeypatch):
     """style='pen' normalises like 'nist' into a narrower box (the digits' own width), draws every digit along
-    a pen template and is deterministic; its digits are not the fonts' (they differ from 'nist' ones)."""
+    a pen template (never from a font) and is deterministic."""
+    import retune_lib.data as data
+
     digits = rt.load_digits(size=8).x
     a = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
     assert torch.equal(a.x, rt.render_glyphs(n=3000, seed=3, size=8, style="pen").x) and min(a.counts()) > 0
@@ -103,21 +105,42 @@ def test_render_glyphs_pen_style_draws_digits_like_the_targets():
     nist = rt.render_glyphs(n=3000, seed=3, size=8, style="nist").x
     assert abs(cols(a.x) - cols(digits)) < abs(cols(nist) - cols(digits))  # narrower, as the digits are
 
+    asked = []
+    monkeypatch.setattr(data, "_pen_digits", lambda d, g: asked.append(d.clone()) or torch.zeros(len(d), 1, 32, 32))
+    blank = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
+    is_digit = torch.tensor([c.isdigit() for c in rt.SOURCE_CLASSES])[blank.y]
+    assert sorted(torch.cat(asked).tolist()) == sorted(int(rt.SOURCE_CLASSES[y]) for y in blank.y[is_digit])
+    assert blank.x[is_digit].sum() == 0 and (blank.x[~is_digit].sum((1, 2, 3)) > 0).all()  # digits: the pen only
+    letters = rt.render_glyphs(n=50, seed=0, classes="ab", style="pen")  # no digit, nothing pen-drawn
+    assert letters.num_classes == 2 and len(asked) == 1
+
 
 def test_pen_templates_and_thinning():
-    from retune_lib.data import _PEN_DIGITS, _catmull_rom, _pen_digits, _thin
+    from retune_lib.data import _PEN_DIGITS, _PEN_FORMS, _catmull_rom, _pen_digits, _thin
 
     pts = torch.tensor([[[0.0, 0.0], [1.0, 0.5], [0.0, 1.0]]])
     curve = _catmull_rom(pts, per_segment=8)
     assert curve.shape == (1, 17, 2) and torch.allclose(curve[0, ::8], pts[0])  # passes through its points
-    assert sorted(_PEN_DIGITS) == list(range(10)) and all(len(v) >= 1 for v in _PEN_DIGITS.values())
+    assert torch.allclose(curve[0, 4], torch.tensor([0.5625, 0.21875]))  # and curves between them
+    assert sorted(_PEN_DIGITS) == list(range(10))
+    assert all(_PEN_FORMS % len(v) == 0 for v in _PEN_DIGITS.values())  # every variant equally likely
     drawn = _pen_digits(torch.arange(10).repeat(3), torch.Generator().manual_seed(0))
     assert drawn.shape == (30, 1, 32, 32) and ((drawn == 0) | (drawn == 1)).all()
     assert (drawn.sum((1, 2, 3)) > 15).all()  # every digit left a path on the canvas
-    bar = torch.zeros(1, 1, 12, 12)
-    bar[..., 2:10, 4:8] = 1  # 4 px wide
+    bar = torch.zeros(1, 1, 14, 12)
+    bar[..., 1:13, 4:8] = 1  # 4 px wide, 12 tall
     skeleton = _thin(bar)
-    assert skeleton.sum() > 0 and (skeleton.sum(3) <= 1).all() and (skeleton <= bar).all()  # 1 px wide, inside
+    assert (skeleton.sum(3) <= 1).all() and (skeleton <= bar).all()  # 1 px wide, inside the ink
+    assert skeleton.any(3).sum() >= 8 and torch.equal(_thin(skeleton), skeleton)  # most of its length; stable
+
+
+def test_pen_base_key_follows_the_templates(monkeypatch):
+    import retune_lib.data as data
+
+    before = rt.PretrainRecipe(style="pen").key()
+    assert rt.PretrainRecipe(style="pen").key() == before and rt.PretrainRecipe(style="nist").key() != before
+    monkeypatch.setattr(data, "_PEN_VERSION", data._PEN_VERSION + 1)
+    assert rt.PretrainRecipe(style="pen").key() != before  # a new drawing never reuses an old cached base
 
 
 def test_render_glyphs_bad_input():

@@ -1,6 +1,7 @@
 import json
 
 import nbformat
+
 import pytest
 import torch
 
@@ -104,6 +105,11 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     assert [j.seed for j in runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs",
                                               echo=False)] == [0]  # and is run again, not kept
     monkeypatch.undo()
+    record = tmp_path / "runs" / "threads1" / "seed1" / "claims.json"  # written before runs recorded their base
+    r = json.loads(record.read_text())
+    del r["base"]
+    record.write_text(json.dumps(r))
+    assert [j.seed for j in runner.load_claims_runs(tmp_path / "runs", [str(path)])[0]] == [1, 2]  # the print base
     _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
     assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
