@@ -20,6 +20,8 @@ and paper = 0, ``y`` holds int64 class indices, ``classes`` names them. It is a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import pathlib
 import string
@@ -342,14 +344,11 @@ def render_glyphs(
         pick = torch.randint(len(protos), (m,), generator=g)
         if style == "pen":
             x = _pen_glyphs(protos[pick], skeletons[pick], digit_of[labels[pick]], g, distortion)
-        else:
-            x = _warp(protos[pick], g, distortion)
-        if style == "nist":
-            x = _stroke_to_ink(_fill_box(x, g), g)
-        elif style == "pen":
             x = _stroke_to_ink(_fill_box(x, g, width=(15.0, 22.0)), g)
+        elif style == "nist":
+            x = _stroke_to_ink(_fill_box(_warp(protos[pick], g, distortion), g), g)
         else:
-            x = _stroke(x, g)
+            x = _stroke(_warp(protos[pick], g, distortion), g)
         x = (x > 0.5).float()  # the pen leaves a binary bitmap ...
         x = F.avg_pool2d(x, 4)  # ... counted in 4 x 4 blocks: 8 x 8, 17 levels
         out[start : start + m] = _to_size(x, size)
@@ -436,9 +435,6 @@ _PEN_VERSION = 1
 
 def pen_fingerprint() -> str:
     """A short hash of the pen templates and drawing version: ``PretrainRecipe(style="pen")`` keys its cache by it."""
-    import hashlib
-    import json
-
     blob = json.dumps([_PEN_VERSION, {d: [[[[round(c, 6) for c in p] for p in s] for s in v] for v in vs]
                                       for d, vs in _PEN_DIGITS.items()}])
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
