@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -188,21 +189,34 @@ def main(argv: list[str] | None = None) -> int:
         return {"tuned": best[3], "val": best[0], "fixed": next(t[3] for t in scored if (t[1], t[2]) == fixed)}
 
     cache_file = pathlib.Path(args.scratch_cache).expanduser() if args.scratch_cache else None
-    scratch_cache = json.loads(cache_file.read_text()) if cache_file and cache_file.exists() else {}
+
+    def read_cache() -> dict:
+        return json.loads(cache_file.read_text()) if cache_file and cache_file.exists() else {}
+
+    # Anything that could change scratch's numbers is in the key: the grid, the split, threads, platform and
+    # library versions, and a hash of the code that trains it (this file and the library's training, models,
+    # data and trials modules) -- a code change retrains instead of reusing stale results.
+    code = hashlib.sha256(b"".join(pathlib.Path(f).read_bytes() for f in [
+        __file__, *(pathlib.Path(rt.__file__).parent / m for m in ("training.py", "models.py", "data.py", "trials.py"))
+    ])).hexdigest()[:16]
+    import sklearn
 
     def scratch(k: int, s: int) -> dict[str, float]:
         key = json.dumps([k, s, args.scratch_lrs, sc_checkpoints, SCRATCH_FIXED, args.val_fraction,
-                          torch.get_num_threads(), str(torch.__version__)])
-        if key not in scratch_cache:
-            scratch_cache[key] = tuned("scratch", k, s, lambda: rt.SmallResNet(10), args.scratch_lrs, sc_checkpoints,
-                                       SCRATCH_FIXED) | {"chosen": chosen["scratch", k][-1]}
-            if cache_file:  # written after every trial, atomically: an interrupted run keeps what it did
-                tmp = cache_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(scratch_cache))
-                tmp.replace(cache_file)
-        else:
-            chosen.setdefault(("scratch", k), []).append(tuple(scratch_cache[key]["chosen"]))
-        return {m: scratch_cache[key][m] for m in ("tuned", "val", "fixed")}
+                          torch.get_num_threads(), str(torch.__version__), sklearn.__version__, platform.machine(), code])
+        kept = read_cache()
+        if key not in kept:
+            result = tuned("scratch", k, s, lambda: rt.SmallResNet(10), args.scratch_lrs, sc_checkpoints,
+                           SCRATCH_FIXED) | {"chosen": chosen["scratch", k][-1]}
+            if cache_file:  # after every trial: merged with what another run may have added, written atomically
+                kept = read_cache() | {key: result}
+                with tempfile.NamedTemporaryFile("w", dir=cache_file.parent, prefix=f".{cache_file.name}.",
+                                                 delete=False) as tmp:
+                    tmp.write(json.dumps(kept))
+                pathlib.Path(tmp.name).replace(cache_file)
+            return {m: result[m] for m in ("tuned", "val", "fixed")}
+        chosen.setdefault(("scratch", k), []).append(tuple(kept[key]["chosen"]))
+        return {m: kept[key][m] for m in ("tuned", "val", "fixed")}
 
     ARMS = ["probe", "fine-tune", "rows probe", "rows fine-tune"]  # the tuned pretrained arms
 
@@ -222,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         return flat | {"chosen": out[pick]["tuned"]}
 
     if digit_rows:
-        zero_shot = (base.eval()(test.x)[:, digit_rows].argmax(1) == test.y).float().mean().item()
+        with torch.no_grad():
+            zero_shot = (base.eval()(test.x)[:, digit_rows].argmax(1) == test.y).float().mean().item()
     t0 = time.perf_counter()
     rows = []
     for k in args.k:
@@ -235,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((k, pre, sc))
         print(f"k={k:>3}  " + "  ".join(f"{a} {pre[f'{a} tuned']}" for a in ARMS if f"{a} tuned" in pre)
               + f"  chosen {pre['chosen']}  scratch {sc['tuned']}  picks {chosen['chosen on validation', k]}", flush=True)
+    if args.probe_only:
+        print(f"build {info['build_seconds']:.1f} s, source accuracy {info['source_accuracy']:.3f}"
+              + (f", zero-shot on the test digits {zero_shot:.3f}" if digit_rows else ""))
+        return 0
     k_top = args.k[-1]
     sweep_s = time.perf_counter() - t0
 

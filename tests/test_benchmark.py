@@ -6,10 +6,23 @@ import doctest
 import importlib.util
 import json
 import pathlib
+import random
 
+import numpy as np
 import pytest
+import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _global_rngs_untouched():
+    """The benchmark reseeds the global RNGs (rt.fit does); later tests on this worker get theirs back."""
+    py, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng():
+        yield
+    random.setstate(py)
+    np.random.set_state(np_state)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +34,8 @@ def bench():
 
 
 def test_scratch_equivalent_doctest(bench):
-    assert doctest.testmod(bench).failed == 0
+    result = doctest.testmod(bench)
+    assert result.attempted > 0 and result.failed == 0
     assert bench.scratch_equivalent([1, 10], [0.5, 0.9], 0.4) == 1.0      # already reached at the smallest k
     assert bench.scratch_equivalent([1, 10], [0.5, 0.9], 0.95) is None    # never reached
 
@@ -49,3 +63,14 @@ def test_tiny_run_reports_every_arm_and_reuses_scratch(bench, tmp_path, monkeypa
     scratch_file.write_text(json.dumps(kept))
     assert bench.main(args) == 0
     assert "| 0.123 ± 0.000 (3) |" in out.read_text()
+
+
+def test_probe_only_screens_without_a_report(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RETUNE_CACHE", str(tmp_path / "base"))
+    tiny = {"n_glyphs": 512, "epochs": 1, "widths": [4, 4, 8, 8], "batch_size": 128}
+    out = tmp_path / "report.md"
+    assert bench.main(["--probe-only", "--seeds", "3", "--k", "1", "--probe-lrs", "1e-2", "--probe-steps", "2",
+                       "--recipe", json.dumps(tiny), "--cache", str(tmp_path / "base"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "rows probe" in printed and "zero-shot on the test digits" in printed
+    assert not out.exists()
