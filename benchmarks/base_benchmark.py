@@ -24,8 +24,8 @@ same mean, interpolated in log k, divided by k), so no ratio rests on a pick mad
 
 The labelled digits are drawn from a pool; the validation digits (``--val-fraction`` of the training split,
 stratified) are disjoint from the pool and from the test set. Scratch does not depend on the base:
-``--scratch-cache FILE`` keeps its results (keyed by k, seed, grid, validation split, threads and torch version),
-so the next recipe's run skips them.
+``--scratch-cache FILE`` keeps its results (keyed by k, seed, grid, validation split, threads, platform, torch and
+scikit-learn versions, and a hash of the code that trains scratch), so the next recipe's run skips them.
 
     python benchmarks/base_benchmark.py                       # writes reports/base.md
     python benchmarks/base_benchmark.py --recipe '{"epochs": 3}' --out /tmp/base.md
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ["RETUNE_CACHE"] = args.cache or tempfile.mkdtemp(prefix="retune-bench-")
+    import sklearn
+
     import retune_lib as rt
 
     recipe = rt.PretrainRecipe(**json.loads(args.recipe))
@@ -199,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     code = hashlib.sha256(b"".join(pathlib.Path(f).read_bytes() for f in [
         __file__, *(pathlib.Path(rt.__file__).parent / m for m in ("training.py", "models.py", "data.py", "trials.py"))
     ])).hexdigest()[:16]
-    import sklearn
 
     def scratch(k: int, s: int) -> dict[str, float]:
         key = json.dumps([k, s, args.scratch_lrs, sc_checkpoints, SCRATCH_FIXED, args.val_fraction,
@@ -315,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             for arm in ["fine-tune", "rows fine-tune", "scratch"] for k, *_ in rows if (arm, k) in chosen) + ".",
         "",
         f"Label efficiency (scratch's k={k_top} / the smallest k whose mean reaches scratch's mean there, "
-        f"{scratch_top:.3f}): " + ", ".join(f"{label[a]}: {f'{k_top / m:g}x' if m else 'not reached'}"
-                                            for a, m in eff.items()).replace("x, ", "x; ").replace("reached, ", "reached; ") + ".",
+        f"{scratch_top:.3f}): " + "; ".join(f"{label[a]}: {f'{k_top / m:g}x' if m else 'not reached'}"
+                                            for a, m in eff.items()) + ".",
         "",
         "Labels scratch needs to match each arm (its mean curve, interpolated in log k):",
         "",

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+TINY = {"n_glyphs": 512, "epochs": 1, "widths": [4, 4, 8, 8], "batch_size": 128}  # a base built in a second
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +44,10 @@ def test_scratch_equivalent_doctest(bench):
 def test_tiny_run_reports_every_arm_and_reuses_scratch(bench, tmp_path, monkeypatch):
     # main() points RETUNE_CACHE at --cache; monkeypatch puts the session's value back after the test
     monkeypatch.setenv("RETUNE_CACHE", str(tmp_path / "base"))
-    tiny = {"n_glyphs": 512, "epochs": 1, "widths": [4, 4, 8, 8], "batch_size": 128}
     scratch_file, out = tmp_path / "scratch.json", tmp_path / "report.md"
     args = ["--seeds", "3", "--k", "1", "2", "--ft-lrs", "1e-3", "--ft-steps", "2", "--scratch-lrs", "1e-3",
             "--scratch-steps", "2", "--probe-lrs", "1e-2", "--probe-steps", "2", "--fixed-steps", "3",
-            "--recipe", json.dumps(tiny), "--cache", str(tmp_path / "base"), "--scratch-cache", str(scratch_file),
+            "--recipe", json.dumps(TINY), "--cache", str(tmp_path / "base"), "--scratch-cache", str(scratch_file),
             "--out", str(out)]
     assert bench.main(args) == 0
     report = out.read_text()
@@ -67,10 +67,9 @@ def test_tiny_run_reports_every_arm_and_reuses_scratch(bench, tmp_path, monkeypa
 
 def test_probe_only_screens_without_a_report(bench, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RETUNE_CACHE", str(tmp_path / "base"))
-    tiny = {"n_glyphs": 512, "epochs": 1, "widths": [4, 4, 8, 8], "batch_size": 128}
     out = tmp_path / "report.md"
     assert bench.main(["--probe-only", "--seeds", "3", "--k", "1", "--probe-lrs", "1e-2", "--probe-steps", "2",
-                       "--recipe", json.dumps(tiny), "--cache", str(tmp_path / "base"), "--out", str(out)]) == 0
+                       "--recipe", json.dumps(TINY), "--cache", str(tmp_path / "base"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "rows probe" in printed and "zero-shot on the test digits" in printed
     assert not out.exists()
