@@ -23,7 +23,7 @@ from .checks import (
     check_positive_float,
     check_positive_int,
 )
-from .data import DATASETS, IMAGE_SIZE, SOURCE_CLASSES, ImageSet, load_dataset, load_digits, load_mnist, render_glyphs, rotate
+from .data import DATASETS, IMAGE_SIZE, SOURCE_CLASSES, ImageSet, load_dataset, load_digits, load_mnist, mnist_5k, render_glyphs, rotate
 from .distillation import kd_loss, map_logits
 from .expansion import expand_classes, lwf_loss, split_class, swap_parameters
 from .gradients import GradientReport, gradient_flow

