@@ -76,6 +76,9 @@ def scratch_equivalent(ks: list[int], scratch: list[float], accuracy: float) -> 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="paired trials per k (default 5)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="which set of trial seeds (rt.trial_seeds: 0 -> 0, 1, ...; 1 -> 100, 101, ...): another "
+                        "set re-tests on fresh draws what an earlier run suggested")
     p.add_argument("--k", type=int, nargs="+", default=[1, 2, 5, 10, 20, 50], help="labels per class")
     p.add_argument("--ft-lrs", type=float, nargs="+", default=[1e-3, 3e-4], help="fine-tune: Adam rates tried")
     p.add_argument("--ft-steps", type=int, nargs="+", default=[100, 300],
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     sc_checkpoints = sorted(set(args.scratch_steps) | {SCRATCH_FIXED[1]})
     args.ft_lrs = sorted(set(args.ft_lrs) | {FT_FIXED[0]}, reverse=True)
     args.scratch_lrs = sorted(set(args.scratch_lrs) | {SCRATCH_FIXED[0]}, reverse=True)
-    seeds = rt.trial_seeds(0, args.seeds)
+    seeds = rt.trial_seeds(args.seed, args.seeds)
 
     f_val = rt.features(base, val)
     PROBE_FIXED = (1e-2, 100)  # the earlier untuned probe: 100 full-batch steps at 1e-2
