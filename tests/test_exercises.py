@@ -33,11 +33,10 @@ def _stopped_at(run, claims: list[dict], text: str) -> dict:
 
 def check_00_more_labels(run, claims, m):
     assert run.status == "ok", run.error
-    assert m["pretrained_k10"] > m["scratch_k10"] + 0.05  # still well ahead at k=10 (+8.9 points)
+    assert m["pretrained_k10"] > m["scratch_k10"] + 0.05  # still well ahead at k=10 (+11.2 points)
     gap = {k: m[f"pretrained_k{k}"] - m[f"scratch_k{k}"] for k in (10, 30, 100)}
-    assert gap[10] - gap[30] > 0.05  # the gap shrinks fast: 8.9 -> 1.2 points
-    for k in (30, 100):  # about a point from k=30 on: +1.2 and +0.9 at the default seed
-        assert abs(gap[k]) < 0.02
+    assert gap[10] - gap[30] > 0.05  # the gap shrinks fast: 11.2 -> 2.6 -> 1.3 points at the default seed
+    assert 0 < gap[100] < gap[30] < 0.04 and gap[100] < 0.02
 
 
 def check_00_more_scratch_steps(run, claims, m):
@@ -61,13 +60,14 @@ def check_02_more_steps(run, claims, m):
 
 def check_02_panel_edges(run, claims, m):
     assert run.status == "ok", run.error
-    assert m["ex6_layer4_minus_linear_k1_low"] < 0 < m["ex6_layer4_minus_linear_k1_high"]  # a tie at k=1
-    assert m["ex6_layer4_minus_linear_k100_low"] > 0  # layer4 + head ahead at k=100
+    assert m["ex6_layer4_minus_linear_k1_high"] < 0  # the linear head ahead at k=1 (-2.9 points [-4.9, -0.8])
+    assert m["ex6_layer4_minus_linear_k100_low"] < 0 < m["ex6_layer4_minus_linear_k100_high"]  # a tie at k=100
 
 
 def check_03_half_new(run, claims, m):
-    last = _stopped_at(run, claims, "goal, replay: old classes within 3 points of before")
-    assert last["mean"] < -0.02  # the default runs cost 1.0 to 1.5 points
+    assert run.status == "ok", run.error  # on the mnist base replay still holds with half the digits new
+    replay = _claim(claims, "goal, replay: old classes within 3 points of before")
+    assert replay["passed"] and replay["mean"] < -0.01  # it costs 1.5 points [1.1, 1.8] at the default seed
     assert _claim(claims, "new data only forgets")["passed"]
 
 
@@ -79,10 +79,11 @@ def check_03_other_pair(run, claims, m):
 
 def check_04_weight_power(run, claims, m):
     assert run.status == "ok", run.error
-    rare = [m[f"ex1_rare_power_{p}"] for p in ("0", "0.5", "1", "1.5")]
-    assert rare == sorted(rare) and rare[-1] > rare[0] + 0.05  # rare recall rises with the power ...
-    assert m["ex1_rare_power_1.5"] > m["ex1_rare_power_1"] + 0.01  # ... past the inverse weights (+2.0 points)
-    assert m["ex1_common_power_0"] - m["ex1_common_power_1.5"] < 0.005  # common recall gives up 0.2 points
+    rare = {p: m[f"ex1_rare_power_{p}"] for p in ("0", "0.25", "0.5", "0.75", "1", "1.25", "1.5")}
+    assert rare["0.5"] > rare["0"] + 0.05  # rare recall rises steeply up to square-root weights (+7.5 points) ...
+    above = [rare[p] for p in ("0.5", "0.75", "1", "1.25", "1.5")]
+    assert max(above) - min(above) < 0.02  # ... then flattens: 0.836 to 0.857 from power 0.5 to 1.5
+    assert m["ex1_common_power_0"] - m["ex1_common_power_1.5"] < 0.005  # common recall gives up 0.3 points
     assert m["ex1_balanced_power_1.5"] > m["ex1_balanced_power_0"] + 0.02
 
 
@@ -120,9 +121,10 @@ def check_05_rotated(run, claims, m):
 
 def check_06_alpha_sweep(run, claims, m):
     assert run.status == "ok", run.error
-    assert m["ex4_chosen_alphas"].split(",").count("0.9") >= 3  # validation mostly picks the most hard-label weight
-    assert m["ex4_alpha_0.1"] < m["ex4_alpha_0.5"] < m["ex4_alpha_0.9"]  # the means rise with alpha ...
-    assert m["ex4_low_minus_high_alpha_low"] < 0 < m["ex4_low_minus_high_alpha_high"]  # ... unresolved on 5 seeds
+    means = [m[f"ex4_alpha_{a}"] for a in ("0.1", "0.5", "0.9")]
+    assert max(means) - min(means) < 0.005  # no balance wins: 0.862, 0.860, 0.861
+    assert len(set(m["ex4_chosen_alphas"].split(","))) > 1  # validation's pick changes with the seed (0.1 x3, 0.9 x2)
+    assert m["ex4_low_minus_high_alpha_low"] < 0 < m["ex4_low_minus_high_alpha_high"]  # unresolved on 5 seeds
 
 
 def check_06_more_labels(run, claims, m):
@@ -135,8 +137,9 @@ def check_06_more_labels(run, claims, m):
 def check_06_temperature_1(run, claims, m):
     assert run.status == "ok", run.error
     assert not any("shuffled" in c["claim"] for c in claims)
-    assert m["transfer_acc_soft_T_1"] > m["transfer_acc_shuffled_wrong_classes"] + 0.02
-    assert m["transfer_acc_soft_T_1"] < m["transfer_acc_hard_labels__true"] + 0.01
+    assert m["transfer_acc_soft_T_1"] > m["transfer_acc_shuffled_wrong_classes"] + 0.01  # 0.834 vs 0.819
+    for T in (2, 8):  # softening helps: 0.851 and 0.855 against 0.834 at T=1
+        assert m[f"transfer_acc_soft_T_{T}"] > m["transfer_acc_soft_T_1"] + 0.01
 
 
 def check_06_more_transfer_images(run, claims, m):

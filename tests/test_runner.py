@@ -109,7 +109,8 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     r = json.loads(record.read_text())
     del r["base"]
     record.write_text(json.dumps(r))
-    assert [j.seed for j in runner.load_claims_runs(tmp_path / "runs", [str(path)])[0]] == [1, 2]  # the print base
+    loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])  # made on the print base, the default
+    assert [j.seed for j in loaded] == [2] and "claims seed 1 threads 1 (another base)" in stale  # before #14
     _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
     assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
