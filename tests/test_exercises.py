@@ -74,7 +74,7 @@ def check_03_half_new(run, claims, m):
 def check_03_other_pair(run, claims, m):
     assert run.status == "ok", run.error
     assert _claim(claims, "the children separate")["passed"]
-    assert m["split_separation_after"] < 0.99  # 3 and 8 separate less well than 1 and 7 (0.996 to 1.000)
+    assert m["split_separation_after"] < 0.99  # 3 and 8 separate less well than 1 and 7 (0.991 to 0.998 in the default runs)
 
 
 def check_04_weight_power(run, claims, m):
@@ -89,7 +89,7 @@ def check_04_weight_power(run, claims, m):
 
 def check_04_less_imbalance(run, claims, m):
     last = _stopped_at(run, claims, "inverse weights raise the rare classes' recall by > 2 points")
-    assert 0 < last["mean"] < 0.03  # still a gain, a fraction of the default runs' 5.3 to 6.6 points
+    assert 0 < last["mean"] < 0.03  # still a gain, a fraction of the default runs' 6.4 to 9.3 points
 
 
 def check_04_wide_spread(run, claims, m):
@@ -131,7 +131,7 @@ def check_06_more_labels(run, claims, m):
     assert run.status == "ok", run.error
     assert not any("scratch student" in c["claim"] for c in claims)  # the few-labels claims are skipped
     gain = m["pool_acc_distilled__soft"] - m["pool_acc_scratch_on_the_labels"]
-    assert 0 < gain < 0.05  # ahead, by less than at k=5 (6.7 to 8.7 points)
+    assert 0 < gain < 0.05  # ahead, by less than at k=5 (10.9 to 12.9 points)
 
 
 def check_06_temperature_1(run, claims, m):
