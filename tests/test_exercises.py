@@ -116,7 +116,7 @@ def check_05_rotated(run, claims, m):
     assert run.status == "ok", run.error
     assert _claim(claims, "on rotate90 digits, unfreezing (tuned rate) beats the head alone")["passed"]
     gain_adabn = m["acc_head_only_adabn_rotate90_k10"] - m["acc_head_only_rotate90_k10"]
-    assert gain_adabn < 0.01  # a rotated digit keeps its ink statistics
+    assert gain_adabn < 0.01  # AdaBN alone gains nothing here (-1.2 points at the default seed; -1.4 on inverted digits)
 
 
 def check_06_alpha_sweep(run, claims, m):
