@@ -435,6 +435,29 @@ def _base_key() -> str:
     return PretrainRecipe().key()
 
 
+def _base_build() -> str:
+    """Which build of the default base the cache holds: its source accuracy and a hash of its weights.
+
+    The recipe key names how a base is built, not the weights: another machine, thread count or torch release
+    builds the same recipe into other weights, and every lesson's numbers move with them."""
+    import hashlib
+
+    from .cache import CacheError, load_checked
+    from .models import base_path
+
+    path = base_path()
+    try:
+        payload = load_checked(path)
+        digest = hashlib.sha256()
+        for name, tensor in sorted(payload["state_dict"].items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return (f"the build in the cache: source accuracy {payload['info']['source_accuracy']:.3f}, "
+                f"weights sha256 `{digest.hexdigest()[:12]}`")
+    except (CacheError, KeyError, TypeError, AttributeError) as e:
+        return f"no readable build in the cache ({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})"
+
+
 def _same_base(record: Mapping[str, Any]) -> bool:
     return record.get("base", _BASE_BEFORE_RECORDED) == _base_key()
 
@@ -543,7 +566,7 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
                  + (f" in {seconds / 60:.1f} min" if seconds is not None else "") + ".")
     lines.append(f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores, python "
                  f"{platform.python_version()}, torch {torch.__version__}; pretrained base `{_base_key()}` (the default "
-                 "`PretrainRecipe`'s cache key; runs on another base are left out).")
+                 f"`PretrainRecipe`'s cache key; runs on another base are left out); {_base_build()}.")
     lines.append("")
     lines.append("Each run executes a notebook at its defaults with `-p seed S`; every comparative claim in it is "
                  "checked by `rt.claim` over the notebook's own paired trial seeds (`rt.trial_seeds(S, n_seeds)`, "

@@ -89,6 +89,7 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     assert [(j.seed, j.threads, j.status) for j in jobs] == [(0, 1, "ok"), (1, 1, "ok")]
     assert [c["passed"] for c in jobs[0].claims] == [True, False]
     report = runner.claims_report(jobs, "retune claims test")
+    assert f"{runner._base_build()}." in report  # which weights, not only which recipe
     assert "**1 of 2 claims passed in every run**; 2 of 2 notebook runs completed (1 thread(s): seeds 0–1, 2 runs)" in report
     row = next(line for line in report.splitlines() if "a is above one half" in line)
     assert "| claims | a is above one half | lower end > 0 | 2/2 |" in row
@@ -114,6 +115,24 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
     assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
+
+
+def test_claims_report_names_the_build_of_the_base(tmp_path, monkeypatch):
+    """The recipe key names how the base is built; the report also names which weights it was built into."""
+    import torch
+
+    from retune_lib.cache import save_checked
+    from retune_lib.models import base_path
+
+    monkeypatch.setenv("RETUNE_CACHE", str(tmp_path))
+    assert runner._base_build().startswith("no readable build in the cache")
+    weights = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}
+    save_checked({"recipe": "k", "state_dict": weights, "info": {"source_accuracy": 0.8184}}, base_path())
+    first = runner._base_build()
+    assert first.startswith("the build in the cache: source accuracy 0.818, weights sha256 `") and len(first) == 76
+    weights["fc.bias"] = torch.tensor([0.0, 1e-7])  # other weights, same recipe: another build
+    save_checked({"recipe": "k", "state_dict": weights, "info": {"source_accuracy": 0.8184}}, base_path())
+    assert runner._base_build() != first
 
 
 def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice():
