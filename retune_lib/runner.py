@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections
 import json
 import math
 import pathlib
@@ -380,6 +381,7 @@ class ClaimsJob:
     seconds: float = 0.0
     error: str = ""
     claims: list = field(default_factory=list)
+    build: str | None = None  #: the weights hash of the base build the run used (see _base_build)
 
 
 def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
@@ -395,6 +397,8 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
     for k, v in parameters.items():
         cmd += ["-p", k, repr(v)]
     code_hash = _sha256(job.notebook)  # before the run: an edit during the run must not be credited to it
+    build = _base_build()
+    job.build = build and build["weights"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     job.seconds = time.perf_counter() - t0
@@ -406,7 +410,7 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
         job.error = (lines[-1].strip() if lines else f"exit code {proc.returncode}")[:300]
     record = {"notebook": job.notebook.stem, "seed": job.seed, "threads": job.threads, "status": job.status,
               "seconds": job.seconds, "error": job.error, "claims": job.claims, "parameters": dict(parameters),
-              "notebook_sha256": code_hash, "base": _base_key()}
+              "notebook_sha256": code_hash, "base": _base_key(), "base_build": build}
     job.output_dir.mkdir(parents=True, exist_ok=True)
     tmp = job.output_dir / f".{job.notebook.stem}.json.tmp"
     tmp.write_text(json.dumps(record, indent=1))
@@ -421,6 +425,7 @@ def _current_record(job: ClaimsJob, parameters: Mapping[str, Any]) -> bool:
     except (OSError, ValueError):
         return False
     return (r.get("status") == "ok" and r.get("notebook_sha256") == _sha256(job.notebook) and _same_base(r)
+            and _same_build(r, _base_build())
             and r.get("parameters", {}) == dict(parameters) and r.get("seed") == job.seed and r.get("threads") == job.threads)
 
 
@@ -435,27 +440,42 @@ def _base_key() -> str:
     return PretrainRecipe().key()
 
 
-def _base_build() -> str:
-    """Which build of the default base the cache holds: its source accuracy and a hash of its weights.
+def _base_build() -> dict | None:
+    """Which build of the default base the cache holds: ``{"weights": hash, "source_accuracy": float}``, or None.
 
     The recipe key names how a base is built, not the weights: another machine, thread count or torch release
-    builds the same recipe into other weights, and every lesson's numbers move with them."""
-    import hashlib
+    builds the same recipe into other weights, and every lesson's numbers move with them. So each claims record
+    stores the build it ran on, and a report counts only runs of one build."""
+    from .cache import CacheError, _digest, load_checked
+    from .models import PretrainRecipe, base_path
 
-    from .cache import CacheError, load_checked
-    from .models import base_path
-
-    path = base_path()
     try:
-        payload = load_checked(path)
-        digest = hashlib.sha256()
-        for name, tensor in sorted(payload["state_dict"].items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return (f"the build in the cache: source accuracy {payload['info']['source_accuracy']:.3f}, "
-                f"weights sha256 `{digest.hexdigest()[:12]}`")
-    except (CacheError, KeyError, TypeError, AttributeError) as e:
-        return f"no readable build in the cache ({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})"
+        payload = load_checked(base_path())
+        if payload.get("recipe") != PretrainRecipe().key():
+            return None
+        return {"weights": _digest(payload["state_dict"])[:12],
+                "source_accuracy": float(payload["info"]["source_accuracy"])}
+    except (CacheError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _describe_build(build: Mapping[str, Any] | None) -> str:
+    if not build:
+        return "no build of it in the cache"
+    return f"build with source accuracy {build['source_accuracy']:.3f}, weights `{build['weights']}`"
+
+
+def _builds_line(jobs: Sequence[ClaimsJob]) -> str:
+    current = _base_build()
+    made_on = collections.Counter(j.build for j in jobs)
+    parts = [f"{n} run(s) on weights `{w}`" if w else f"{n} run(s) that did not record their build" for w, n in made_on.items()]
+    return f"the cache holds its {_describe_build(current)}; " + ", ".join(parts)
+
+
+def _same_build(record: Mapping[str, Any], build: Mapping[str, Any] | None) -> bool:
+    """Records made before runs stored their build are taken as made on the current one."""
+    made_on = record.get("base_build")
+    return not made_on or not build or made_on.get("weights") == build["weights"]
 
 
 def _same_base(record: Mapping[str, Any]) -> bool:
@@ -480,6 +500,7 @@ def load_claims_runs(
     notebook or the default pretrained base has changed since (a report only counts runs of the notebooks as they
     are now, on the base they use now)."""
     current = {p.stem: p for p in notebook_paths(selection)}
+    build = _base_build()
     jobs, stale = [], []
     for f in sorted(pathlib.Path(output_dir).glob("threads*/seed*/*.json")):
         try:
@@ -496,7 +517,11 @@ def load_claims_runs(
         if not _same_base(r):
             stale.append(f"{r['notebook']} seed {r['seed']} threads {r['threads']} (another base)")
             continue
-        jobs.append(ClaimsJob(path, r["seed"], r["threads"], f.parent, r["status"], r["seconds"], r["error"], r["claims"]))
+        if not _same_build(r, build):
+            stale.append(f"{r['notebook']} seed {r['seed']} threads {r['threads']} (another build of the base)")
+            continue
+        jobs.append(ClaimsJob(path, r["seed"], r["threads"], f.parent, r["status"], r["seconds"], r["error"], r["claims"],
+                              (r.get("base_build") or {}).get("weights")))
     jobs.sort(key=lambda j: (j.threads, j.notebook.stem, j.seed))
     return jobs, stale
 
@@ -566,7 +591,7 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
                  + (f" in {seconds / 60:.1f} min" if seconds is not None else "") + ".")
     lines.append(f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores, python "
                  f"{platform.python_version()}, torch {torch.__version__}; pretrained base `{_base_key()}` (the default "
-                 f"`PretrainRecipe`'s cache key; runs on another base are left out); {_base_build()}.")
+                 "`PretrainRecipe`'s cache key; runs on another base are left out); " + _builds_line(jobs) + ".")
     lines.append("")
     lines.append("Each run executes a notebook at its defaults with `-p seed S`; every comparative claim in it is "
                  "checked by `rt.claim` over the notebook's own paired trial seeds (`rt.trial_seeds(S, n_seeds)`, "

@@ -89,7 +89,6 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     assert [(j.seed, j.threads, j.status) for j in jobs] == [(0, 1, "ok"), (1, 1, "ok")]
     assert [c["passed"] for c in jobs[0].claims] == [True, False]
     report = runner.claims_report(jobs, "retune claims test")
-    assert f"{runner._base_build()}." in report  # which weights, not only which recipe
     assert "**1 of 2 claims passed in every run**; 2 of 2 notebook runs completed (1 thread(s): seeds 0–1, 2 runs)" in report
     row = next(line for line in report.splitlines() if "a is above one half" in line)
     assert "| claims | a is above one half | lower end > 0 | 2/2 |" in row
@@ -117,22 +116,42 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
 
 
-def test_claims_report_names_the_build_of_the_base(tmp_path, monkeypatch):
-    """The recipe key names how the base is built; the report also names which weights it was built into."""
+def test_claims_records_name_the_build_of_the_base(tmp_path, monkeypatch):
+    """The recipe key names how the base is built; each record also names the weights it ran on, a report counts
+    one build's runs, and a rebuild into other weights makes the old runs stale."""
+    import re
+
     import torch
 
     from retune_lib.cache import save_checked
-    from retune_lib.models import base_path
+    from retune_lib.models import PretrainRecipe, base_path
 
-    monkeypatch.setenv("RETUNE_CACHE", str(tmp_path))
-    assert runner._base_build().startswith("no readable build in the cache")
-    weights = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}
-    save_checked({"recipe": "k", "state_dict": weights, "info": {"source_accuracy": 0.8184}}, base_path())
-    first = runner._base_build()
-    assert first.startswith("the build in the cache: source accuracy 0.818, weights sha256 `") and len(first) == 76
-    weights["fc.bias"] = torch.tensor([0.0, 1e-7])  # other weights, same recipe: another build
-    save_checked({"recipe": "k", "state_dict": weights, "info": {"source_accuracy": 0.8184}}, base_path())
-    assert runner._base_build() != first
+    monkeypatch.setenv("RETUNE_CACHE", str(tmp_path / "cache"))
+    assert runner._base_build() is None  # nothing cached
+    base_path().parent.mkdir(parents=True, exist_ok=True)
+    base_path().write_bytes(b"not a checked file")
+    assert runner._base_build() is None  # unreadable: no build, no crash
+
+    def cache(bias, recipe=PretrainRecipe().key(), accuracy=0.8184):
+        weights = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.tensor([0.0, bias])}
+        save_checked({"recipe": recipe, "state_dict": weights, "info": {"source_accuracy": accuracy}}, base_path())
+        return runner._base_build()
+
+    assert cache(0.0, recipe="another") is None and cache(0.0, accuracy="n/a") is None
+    first = cache(0.0)
+    assert re.fullmatch(r"[0-9a-f]{12}", first["weights"]) and first["source_accuracy"] == 0.8184
+    path = _tiny_notebook(tmp_path / "claims.ipynb", "import retune_lib as rt\nrt.claim('one is above zero', "
+                          "rt.Trials('one', rt.trial_seeds(seed, 3), [1.0, 1.0, 1.0]), 0.0)\n")
+    jobs = runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs", echo=False)
+    assert jobs[0].build == first["weights"]
+    report = runner.claims_report(jobs, "retune claims test")
+    assert f"the cache holds its build with source accuracy 0.818, weights `{first['weights']}`; 1 run(s) on weights" in report
+    second = cache(1e-7)  # same recipe, other weights: another build
+    assert second["weights"] != first["weights"]
+    loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
+    assert loaded == [] and stale == ["claims seed 0 threads 1 (another build of the base)"]
+    again = runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs", echo=False)
+    assert [j.build for j in again] == [second["weights"]]  # run again on the new build, not kept
 
 
 def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice():
