@@ -397,11 +397,11 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
     for k, v in parameters.items():
         cmd += ["-p", k, repr(v)]
     code_hash = _sha256(job.notebook)  # before the run: an edit during the run must not be credited to it
-    build = _base_build()
-    job.build = build and build["weights"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     job.seconds = time.perf_counter() - t0
+    build = _base_build()  # after the run: a first run builds the base into the cache
+    job.build = build and build["weights"]
     out = job.output_dir / job.notebook.name
     job.claims = read_claims(out) if out.exists() else []
     job.status = "ok" if proc.returncode == 0 else "failed"
