@@ -418,14 +418,14 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
     return job
 
 
-def _current_record(job: ClaimsJob, parameters: Mapping[str, Any]) -> bool:
+def _current_record(job: ClaimsJob, parameters: Mapping[str, Any], build: Mapping[str, Any] | None) -> bool:
     """Whether ``job`` already has a completed record for the notebook's current code and these parameters."""
     try:
         r = json.loads((job.output_dir / f"{job.notebook.stem}.json").read_text())
     except (OSError, ValueError):
         return False
     return (r.get("status") == "ok" and r.get("notebook_sha256") == _sha256(job.notebook) and _same_base(r)
-            and _same_build(r, _base_build())
+            and _same_build(r, build)
             and r.get("parameters", {}) == dict(parameters) and r.get("seed") == job.seed and r.get("threads") == job.threads)
 
 
@@ -559,7 +559,8 @@ def run_claims(
     for t in threads:
         todo = [ClaimsJob(p, s, t, pathlib.Path(output_dir) / f"threads{t}" / f"seed{s}") for s in range(seeds) for p in paths]
         if not rerun:
-            kept = [j for j in todo if _current_record(j, parameters)]
+            build = _base_build()  # read once: it loads and hashes the cached weights
+            kept = [j for j in todo if _current_record(j, parameters, build)]
             todo = [j for j in todo if j not in kept]
             if echo and kept:
                 print(f"keeping {len(kept)} runs at {t} thread(s) already recorded for the current code "
