@@ -7,7 +7,7 @@ One import gives the fixed names the notebooks use::
     base = rt.load_base()
     history = rt.fit(model, train, test, epochs=5)
 
-Modules by concept: :mod:`~retune_lib.data`, :mod:`~retune_lib.models`, :mod:`~retune_lib.training`,
+Modules by concept: :mod:`~retune_lib.data`, :mod:`~retune_lib.models`, :mod:`~retune_lib.weights`, :mod:`~retune_lib.training`,
 :mod:`~retune_lib.heads`, :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`, :mod:`~retune_lib.distillation`, :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
 :mod:`~retune_lib.trials`, :mod:`~retune_lib.plots`, :mod:`~retune_lib.cache`, :mod:`~retune_lib.checks`, :mod:`~retune_lib.runner`.
 """
@@ -48,7 +48,8 @@ from .heads import (
     trainable_summary,
     unfreeze,
 )
-from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_base, resnet18
+from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_base, resnet18, source_accuracy
+from .weights import BASE_WEIGHTS, Weights, WeightsError, weights_path
 from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, straight_through
 from .plots import plot_confusion, plot_curves, plot_history, plot_per_class, show_images
 from .runner import read_metrics, record_metrics
@@ -72,7 +73,7 @@ __version__ = "0.1.0"
 
 
 def versions(device=None) -> str:
-    """One line of versions and the device in use, for a notebook's setup cell.
+    """One line of versions, the shipped base weights' short hash and the device in use, for a notebook's setup cell.
 
     >>> "torch" in versions()
     True
@@ -87,6 +88,6 @@ def versions(device=None) -> str:
     gpu = f" ({torch.cuda.get_device_name(dev)})" if dev is not None and dev.type == "cuda" else ""
     return (
         f"python {platform.python_version()} | torch {torch.__version__} | torchvision {torchvision.__version__} | "
-        f"scikit-learn {sklearn.__version__} | retune_lib {__version__}"
+        f"scikit-learn {sklearn.__version__} | retune_lib {__version__} | base weights {BASE_WEIGHTS.short}"
         + (f" | device {dev}{gpu}" if dev is not None else "")
     )

@@ -34,8 +34,9 @@ from torchvision.models.resnet import BasicBlock
 
 from .cache import CacheError, cache_dir, load_checked, save_checked
 from .checks import check_choice, check_positive_int
+from .weights import BASE_WEIGHTS
 
-__all__ = ["SmallResNet", "PretrainRecipe", "build_base", "load_base", "base_path", "resnet18"]
+__all__ = ["SmallResNet", "PretrainRecipe", "build_base", "load_base", "base_path", "source_accuracy", "resnet18"]
 
 
 class SmallResNet(nn.Module):
@@ -195,11 +196,10 @@ def build_base(
 
 def _build(recipe: PretrainRecipe, dev: torch.device, progress: bool) -> tuple[SmallResNet, dict[str, Any]]:
     from .data import SOURCE_CLASSES, render_glyphs
-    from .training import evaluate, fit, make_optimizer
+    from .training import fit, make_optimizer
 
     t0 = time.perf_counter()
     train = render_glyphs(recipe.n_glyphs, seed=recipe.seed, distortion=recipe.distortion, style=recipe.style)
-    val = render_glyphs(5_000, seed=recipe.seed + 10_000, distortion=recipe.distortion, style=recipe.style)
     render_s = time.perf_counter() - t0
     torch.manual_seed(recipe.seed)
     model = SmallResNet(len(SOURCE_CLASSES), widths=recipe.widths)
@@ -212,7 +212,7 @@ def _build(recipe: PretrainRecipe, dev: torch.device, progress: bool) -> tuple[S
         progress=progress, desc="pretraining the base",
     )
     model.eval()
-    acc = evaluate(model, val)["accuracy"]
+    acc = source_accuracy(model, recipe)
     info = {
         "source_accuracy": acc,
         "build_seconds": time.perf_counter() - t0,
@@ -225,49 +225,147 @@ def _build(recipe: PretrainRecipe, dev: torch.device, progress: bool) -> tuple[S
 
 
 def load_base(
-    device: str | torch.device = "auto", recipe: PretrainRecipe | None = None, rebuild: bool = False, progress: bool = True
+    device: str | torch.device = "auto", recipe: PretrainRecipe | None = None, rebuild: bool = False,
+    progress: bool = True, path: str | os.PathLike | None = None, verbose: bool = True,
 ) -> SmallResNet:
-    """The pretrained base, from the cache or built now (about a minute on two CPU cores) and cached.
+    """The pretrained base, in eval mode on ``device``, with ``model.info`` and ``model.classes``.
 
-    A cached file that is truncated, corrupted or does not fit the model is reported in one line and
-    rebuilt. The model comes back in eval mode on ``device``, with ``model.info`` (source accuracy,
-    build and load times) and ``model.classes`` (the source labels, :data:`~retune_lib.data.SOURCE_CLASSES`).
+    * **By default, the shipped weights**: the file :data:`~retune_lib.weights.BASE_WEIGHTS` names, inside the
+      package. Its SHA-256 is checked first; a missing or altered file raises
+      :class:`~retune_lib.weights.WeightsError` in one line and is never loaded. Nothing is trained.
+    * ``path=``: **your own weights**, a ``torch.save(model.state_dict(), path)`` of a :class:`SmallResNet` with
+      one output per source class. Names and shapes are checked (the widths are read from the file), and its
+      source accuracy is measured on 5,000 freshly rendered glyphs.
+    * ``recipe=`` or ``rebuild=True``: **a base trained on this machine** by that recipe (the default recipe is
+      the one that made the shipped weights), cached in :func:`~retune_lib.cache.cache_dir` (about a minute on
+      two CPU cores the first time; a damaged cache file is reported in one line and rebuilt).
 
-    >>> base = load_base(device="cpu", progress=False)  # doctest: +SKIP
-    >>> base.fc.out_features  # doctest: +SKIP
-    69
+    ``verbose`` prints one line saying which weights were loaded. ``model.info`` holds the weights' short hash
+    (``"weights"``), the source accuracy and the load time (and, for a build, the build time).
+
+    >>> base = load_base(device="cpu", verbose=False)
+    >>> base.fc.out_features, base.info["weights"] == BASE_WEIGHTS.short
+    (69, True)
     """
     from .data import SOURCE_CLASSES
     from .training import select_device
 
-    recipe = _recipe(recipe)
     dev = select_device(device)
-    path = base_path(recipe)
     t0 = time.perf_counter()
+    if path is not None:
+        if recipe is not None or rebuild:
+            raise ValueError("load_base takes path= (your weights) or recipe=/rebuild=True (a build), not both")
+        model, info = _load_user_weights(path)
+    elif recipe is None and not rebuild:
+        model, info = _load_shipped()
+    else:
+        model, info = _load_or_build(_recipe(recipe), dev, rebuild, progress)
+    info["load_seconds"] = time.perf_counter() - t0
+    global _LAST_LOADED
+    _LAST_LOADED = info["weights"]
+    if verbose:
+        print(_describe(info))
+    model.info = info
+    model.classes = SOURCE_CLASSES
+    return model.to(dev).eval()
+
+
+#: The short hash of the weights the last :func:`load_base` call in this process loaded (for results tables).
+_LAST_LOADED: str | None = None
+
+
+def loaded_weights() -> str | None:
+    """The short hash of the base weights loaded last in this process, or None if none was loaded."""
+    return _LAST_LOADED
+
+
+def _describe(info: dict[str, Any]) -> str:
+    took = f"in {info['load_seconds']:.2f} s" if not info.get("built_now") else f"built now in {info['build_seconds']:.1f} s"
+    acc = f"source accuracy {info['source_accuracy']:.3f}"
+    if info["kind"] == "shipped":
+        return f"pretrained base: shipped weights {info['file']}, sha256 verified ({info['weights']}), {acc}, loaded {took}"
+    if info["kind"] == "yours":
+        return f"pretrained base: your weights {info['file']} (sha256 {info['weights']}), {acc}, loaded {took}"
+    return f"pretrained base: built on this machine by recipe {info['recipe_key']} (weights {info['weights']}), {acc}, loaded {took}"
+
+
+def _fresh_model(widths: tuple[int, ...] = PretrainRecipe.widths) -> SmallResNet:
+    from .data import SOURCE_CLASSES
+
+    with _untouched_global_rng():  # the random init is overwritten; do not advance the caller's RNG
+        return SmallResNet(len(SOURCE_CLASSES), widths=tuple(widths))
+
+
+def _load_shipped() -> tuple[SmallResNet, dict[str, Any]]:
+    from . import weights as w
+
+    sha = w.verify(w.BASE_WEIGHTS)  # before torch.load: an altered file is never read
+    model = _fresh_model(w.BASE_WEIGHTS.recipe["widths"])
+    model.load_state_dict(torch.load(w.weights_path(w.BASE_WEIGHTS), map_location="cpu", weights_only=True))
+    meta = w.BASE_WEIGHTS.meta
+    info = {"kind": "shipped", "weights": sha[:12], "sha256": sha, "file": w.BASE_WEIGHTS.file,
+            "loaded_from": str(w.weights_path(w.BASE_WEIGHTS)), "source_accuracy": meta["source_accuracy"],
+            "build_seconds": meta["build_seconds"], "device": "cpu", "recipe_key": meta["recipe_key"]}
+    return model, info
+
+
+def _load_user_weights(path: str | os.PathLike) -> tuple[SmallResNet, dict[str, Any]]:
+    from . import weights as w
+
+    state = w.read_state_dict(path)
+    names = ("conv1.weight", "layer2.0.conv1.weight", "layer3.0.conv1.weight", "layer4.0.conv1.weight")
+    widths = tuple(int(state[n].shape[0]) if n in state and state[n].dim() == 4 else d
+                   for n, d in zip(names, PretrainRecipe.widths))  # a base of other widths is still a base
+    model = _fresh_model(widths if all(x >= 1 for x in widths) else PretrainRecipe.widths)
+    w.check_state_dict(model, state, str(path), what=f"the base (a SmallResNet with one output per source class, "
+                       f"{model.fc.out_features}; widths {model.widths})")
+    model.load_state_dict(state)
+    model.eval()
+    sha = w.file_sha256(path)
+    info = {"kind": "yours", "weights": sha[:12], "sha256": sha, "file": str(path), "loaded_from": str(path),
+            "source_accuracy": source_accuracy(model), "device": "cpu"}
+    return model, info
+
+
+def source_accuracy(model: nn.Module, recipe: PretrainRecipe | None = None, n: int = 5_000) -> float:
+    """Accuracy of a base on ``n`` freshly rendered source glyphs (the recipe's validation rendering).
+
+    A few seconds: the glyphs are rendered now. The build and the shipped weights report this number.
+    """
+    from .data import render_glyphs
+    from .training import evaluate
+
+    recipe = _recipe(recipe)
+    with _untouched_global_rng():
+        val = render_glyphs(n, seed=recipe.seed + 10_000, distortion=recipe.distortion, style=recipe.style)
+        return evaluate(model, val)["accuracy"]
+
+
+def _load_or_build(recipe: PretrainRecipe, dev: torch.device, rebuild: bool, progress: bool) -> tuple[SmallResNet, dict]:
+    from .cache import _digest
+
+    path = base_path(recipe)
     model = None
     if not rebuild and path.exists():
         try:
             payload = load_checked(path)
             if payload.get("recipe") != recipe.key():
                 raise CacheError(f"cached file {path} was built by another recipe")
-            with _untouched_global_rng():  # the random init is overwritten; do not advance the caller's RNG
-                model = SmallResNet(len(SOURCE_CLASSES), widths=recipe.widths)
+            model = _fresh_model(recipe.widths)
             try:
                 model.load_state_dict(payload["state_dict"])
             except (RuntimeError, KeyError, TypeError) as e:
                 raise CacheError(f"cached file {path} does not fit the model ({str(e).splitlines()[0][:100]})") from None
             info = dict(payload["info"], loaded_from=str(path))
         except CacheError as e:
-            warnings.warn(f"{e}; rebuilding the base", stacklevel=2)
+            warnings.warn(f"{e}; rebuilding the base", stacklevel=3)
             model = None
     if model is None:
         model, info = build_base(recipe, device=dev, progress=progress)
         save_checked({"recipe": recipe.key(), "state_dict": model.state_dict(), "info": info}, path)
-        info = dict(info, built_now=True)
-    info["load_seconds"] = time.perf_counter() - t0
-    model.info = info
-    model.classes = SOURCE_CLASSES
-    return model.to(dev).eval()
+        info = dict(info, built_now=True, loaded_from=str(path))
+    info.update(kind="built", recipe_key=recipe.key(), weights=_digest(model.state_dict())[:12])
+    return model, info
 
 
 RESNET18_WEIGHTS = ("imagenet", None)

@@ -9,12 +9,13 @@ Command line (installed as ``retune``)::
     retune run                          # all notebooks, default parameters, into runs/
     retune run 00 -p seed 1 -p device cuda
     retune list
-    retune base                         # build (or load) the pretrained base; one line on what it reached
+    retune base                         # load the shipped pretrained base, checksum verified; one line
+    retune base --rebuild               # also train the recipe here and compare with the shipped weights
     retune claims --seeds 10 --threads 1 2 -j 2   # every notebook at 10 seeds: the claims report
 
->>> record_metrics({"accuracy": 0.5})  # doctest: +NORMALIZE_WHITESPACE
-metric    value
-accuracy  0.5000
+>>> record_metrics({"accuracy": 0.5})  # doctest: +ELLIPSIS
+metric...value
+accuracy...0.5000...
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def record_metrics(metrics: Mapping[str, Any]) -> None:
     """Record a notebook's key numbers (machine-readable for the runner and tests) and print them.
 
     Values must be numbers, strings or booleans; non-finite numbers are refused. Returns nothing, so a
-    notebook's last line can call it without echoing the dict.
+    notebook's last line can call it without echoing the dict. When a pretrained base was loaded in this
+    process, its weights' short hash is recorded too (``base_weights``), so every results table names the base.
     """
     if not isinstance(metrics, Mapping) or not metrics:
         raise ValueError("record_metrics needs a non-empty dict of name -> value")
@@ -159,6 +161,10 @@ def record_metrics(metrics: Mapping[str, Any]) -> None:
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"metric {k!r} is {v}: a notebook must not record a non-finite result")
         clean[k] = v
+    from .models import loaded_weights
+
+    if loaded_weights() and "base_weights" not in clean:
+        clean["base_weights"] = loaded_weights()
     text = _table(list(clean.items()), ["metric", "value"])
     try:
         from IPython import get_ipython
@@ -381,7 +387,7 @@ class ClaimsJob:
     seconds: float = 0.0
     error: str = ""
     claims: list = field(default_factory=list)
-    build: str | None = None  #: the weights hash of the base build the run used (see _base_build)
+    build: str | None = None  #: the short hash of the base weights the run used
 
 
 def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
@@ -400,8 +406,7 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     job.seconds = time.perf_counter() - t0
-    build = _base_build()  # after the run: a first run builds the base into the cache
-    job.build = build and build["weights"]
+    job.build = _base_key()
     out = job.output_dir / job.notebook.name
     job.claims = read_claims(out) if out.exists() else []
     job.status = "ok" if proc.returncode == 0 else "failed"
@@ -410,7 +415,7 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
         job.error = (lines[-1].strip() if lines else f"exit code {proc.returncode}")[:300]
     record = {"notebook": job.notebook.stem, "seed": job.seed, "threads": job.threads, "status": job.status,
               "seconds": job.seconds, "error": job.error, "claims": job.claims, "parameters": dict(parameters),
-              "notebook_sha256": code_hash, "base": _base_key(), "base_build": build}
+              "notebook_sha256": code_hash, "base": _base_key()}
     job.output_dir.mkdir(parents=True, exist_ok=True)
     tmp = job.output_dir / f".{job.notebook.stem}.json.tmp"
     tmp.write_text(json.dumps(record, indent=1))
@@ -418,14 +423,13 @@ def _run_claims_job(job: ClaimsJob, parameters: Mapping[str, Any]) -> ClaimsJob:
     return job
 
 
-def _current_record(job: ClaimsJob, parameters: Mapping[str, Any], build: Mapping[str, Any] | None) -> bool:
+def _current_record(job: ClaimsJob, parameters: Mapping[str, Any]) -> bool:
     """Whether ``job`` already has a completed record for the notebook's current code and these parameters."""
     try:
         r = json.loads((job.output_dir / f"{job.notebook.stem}.json").read_text())
     except (OSError, ValueError):
         return False
     return (r.get("status") == "ok" and r.get("notebook_sha256") == _sha256(job.notebook) and _same_base(r)
-            and _same_build(r, build)
             and r.get("parameters", {}) == dict(parameters) and r.get("seed") == job.seed and r.get("threads") == job.threads)
 
 
@@ -434,48 +438,19 @@ _BASE_BEFORE_RECORDED = "7a9038460908"
 
 
 def _base_key() -> str:
-    """The cache key of the default pretrained base: the lessons' numbers move with it."""
-    from .models import PretrainRecipe
+    """The base the notebooks run on: the shipped weights' short hash (every lesson's numbers move with them).
 
-    return PretrainRecipe().key()
+    Records made before the weights shipped carry a recipe key here (or nothing): another base, so stale."""
+    from .weights import BASE_WEIGHTS
 
-
-def _base_build() -> dict | None:
-    """Which build of the default base the cache holds: ``{"weights": hash, "source_accuracy": float}``, or None.
-
-    The recipe key names how a base is built, not the weights: another machine, thread count or torch release
-    builds the same recipe into other weights, and every lesson's numbers move with them. So each claims record
-    stores the build it ran on, and a report counts only runs of one build."""
-    from .cache import CacheError, _digest, load_checked
-    from .models import PretrainRecipe, base_path
-
-    try:
-        payload = load_checked(base_path())
-        if payload.get("recipe") != PretrainRecipe().key():
-            return None
-        return {"weights": _digest(payload["state_dict"])[:12],
-                "source_accuracy": float(payload["info"]["source_accuracy"])}
-    except (CacheError, KeyError, TypeError, ValueError, AttributeError):
-        return None
+    return BASE_WEIGHTS.short
 
 
-def _describe_build(build: Mapping[str, Any] | None) -> str:
-    if not build:
-        return "no build of it in the cache"
-    return f"build with source accuracy {build['source_accuracy']:.3f}, weights `{build['weights']}`"
+def _describe_base() -> str:
+    from .weights import BASE_WEIGHTS
 
-
-def _builds_line(jobs: Sequence[ClaimsJob]) -> str:
-    current = _base_build()
-    made_on = collections.Counter(j.build for j in jobs)
-    parts = [f"{n} run(s) on weights `{w}`" if w else f"{n} run(s) that did not record their build" for w, n in made_on.items()]
-    return f"the cache holds its {_describe_build(current)}; " + ", ".join(parts)
-
-
-def _same_build(record: Mapping[str, Any], build: Mapping[str, Any] | None) -> bool:
-    """Records made before runs stored their build are taken as made on the current one."""
-    made_on = record.get("base_build")
-    return not made_on or not build or made_on.get("weights") == build["weights"]
+    return (f"the shipped weights `{BASE_WEIGHTS.file}` (sha256 `{BASE_WEIGHTS.short}`, source accuracy "
+            f"{BASE_WEIGHTS.meta['source_accuracy']:.3f})")
 
 
 def _same_base(record: Mapping[str, Any]) -> bool:
@@ -500,7 +475,6 @@ def load_claims_runs(
     notebook or the default pretrained base has changed since (a report only counts runs of the notebooks as they
     are now, on the base they use now)."""
     current = {p.stem: p for p in notebook_paths(selection)}
-    build = _base_build()
     jobs, stale = [], []
     for f in sorted(pathlib.Path(output_dir).glob("threads*/seed*/*.json")):
         try:
@@ -517,11 +491,8 @@ def load_claims_runs(
         if not _same_base(r):
             stale.append(f"{r['notebook']} seed {r['seed']} threads {r['threads']} (another base)")
             continue
-        if not _same_build(r, build):
-            stale.append(f"{r['notebook']} seed {r['seed']} threads {r['threads']} (another build of the base)")
-            continue
         jobs.append(ClaimsJob(path, r["seed"], r["threads"], f.parent, r["status"], r["seconds"], r["error"], r["claims"],
-                              (r.get("base_build") or {}).get("weights")))
+                              r.get("base")))
     jobs.sort(key=lambda j: (j.threads, j.notebook.stem, j.seed))
     return jobs, stale
 
@@ -559,8 +530,7 @@ def run_claims(
     for t in threads:
         todo = [ClaimsJob(p, s, t, pathlib.Path(output_dir) / f"threads{t}" / f"seed{s}") for s in range(seeds) for p in paths]
         if not rerun:
-            build = _base_build()  # read once: it loads and hashes the cached weights
-            kept = [j for j in todo if _current_record(j, parameters, build)]
+            kept = [j for j in todo if _current_record(j, parameters)]
             todo = [j for j in todo if j not in kept]
             if echo and kept:
                 print(f"keeping {len(kept)} runs at {t} thread(s) already recorded for the current code "
@@ -591,8 +561,8 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
     lines.append(f"Generated {when} by `{command or 'retune claims'}`"
                  + (f" in {seconds / 60:.1f} min" if seconds is not None else "") + ".")
     lines.append(f"Machine: {platform.machine()}, {__import__('os').cpu_count()} cores, python "
-                 f"{platform.python_version()}, torch {torch.__version__}; pretrained base `{_base_key()}` (the default "
-                 "`PretrainRecipe`'s cache key; runs on another base are left out); " + _builds_line(jobs) + ".")
+                 f"{platform.python_version()}, torch {torch.__version__}; pretrained base: " + _describe_base()
+                 + " (runs recorded on other weights are left out).")
     lines.append("")
     lines.append("Each run executes a notebook at its defaults with `-p seed S`; every comparative claim in it is "
                  "checked by `rt.claim` over the notebook's own paired trial seeds (`rt.trial_seeds(S, n_seeds)`, "
@@ -651,6 +621,32 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
     return "\n".join(lines) + "\n"
 
 
+def _base_command(rebuild: bool) -> int:
+    """``retune base``: load the shipped weights (checksum verified); ``--rebuild``: train the recipe here too."""
+    from .models import PretrainRecipe, load_base
+    from .weights import BASE_WEIGHTS
+
+    load_base("cpu")  # prints the one line: file, hash verified, source accuracy, load time
+    if rebuild:
+        base = load_base("cpu", recipe=PretrainRecipe(), rebuild=True, progress=sys.stderr.isatty(), verbose=False)
+        i = base.info
+        same = "identical to" if i["weights"] == _tensor_digest_of_shipped() else "other weights than"
+        print(f"rebuilt PretrainRecipe() in {i['build_seconds']:.1f} s: source accuracy {i['source_accuracy']:.3f} "
+              f"(shipped weights: {BASE_WEIGHTS.meta['source_accuracy']:.3f}), {same} the shipped ones; cached at "
+              f"{i['loaded_from']}: load it with rt.load_base(recipe=rt.PretrainRecipe())")
+    return 0
+
+
+def _tensor_digest_of_shipped() -> str:
+    """The shipped weights' tensor digest (the one a cached build is named by), to tell a rebuild's weights apart."""
+    import torch
+
+    from .cache import _digest
+    from .weights import BASE_WEIGHTS, weights_path
+
+    return _digest(torch.load(weights_path(BASE_WEIGHTS), map_location="cpu", weights_only=True))[:12]
+
+
 def _parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -671,7 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="Python files run at the end in the notebook's namespace (an exercise's solution, "
                             "e.g. notebooks/solutions/05_exercise_4.py)")
     sub.add_parser("list", help="list the notebooks")
-    sub.add_parser("base", help="build (or load) the pretrained base and print what it reached")
+    bp = sub.add_parser("base", help="load and verify the shipped pretrained base (--rebuild: train one here from the recipe)")
+    bp.add_argument("--rebuild", action="store_true",
+                    help="train the default recipe's base on this machine into the cache (about a minute) and print "
+                         "its source accuracy beside the shipped weights'")
     cl = sub.add_parser("claims", help="run notebooks at many seeds and thread counts; write the claims report")
     cl.add_argument("notebooks", nargs="*", help="prefixes such as 00 or 02_head (default: all)")
     cl.add_argument("--seeds", type=int, default=10, help="notebook seeds 0 .. N-1 (default 10)")
@@ -691,13 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(p.stem)
             return 0
         if args.cmd == "base":
-            from .models import load_base
-
-            base = load_base("cpu", progress=sys.stderr.isatty())  # no bar in CI logs
-            i = base.info
-            how = f"built in {i['build_seconds']:.1f} s" if i.get("built_now") else f"loaded in {i['load_seconds']:.2f} s"
-            print(f"pretrained base {how}: source accuracy {i['source_accuracy']:.3f} on 5,000 fresh glyphs")
-            return 0
+            return _base_command(args.rebuild)
         if args.cmd == "claims":
             params = {k: _parse_value(v) for k, v in args.parameter}
             t0 = time.perf_counter()
@@ -719,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if ok else 1
         params = {k: _parse_value(v) for k, v in args.parameter}
         runs = run_all(args.notebooks, args.out, params, then=args.then)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # WeightsError is a ValueError
         print(f"retune: {e}", file=sys.stderr)
         return 2
     return 0 if runs and all(r.status == "ok" for r in runs) else 1

@@ -9,7 +9,8 @@ import retune_lib as rt
 from retune_lib import runner
 
 
-def test_record_metrics_validates(capsys):
+def test_record_metrics_validates(capsys, monkeypatch):
+    monkeypatch.setattr(rt.models, "_LAST_LOADED", None)  # no base loaded in this process: no base_weights row
     assert rt.record_metrics({"acc": 0.5, "name": "x", "n": 3, "t": torch.tensor(2.0)}) is None
     assert capsys.readouterr().out.split() == ["metric", "value", "acc", "0.5000", "name", "x", "n", "3", "t", "2.0000"]
     with pytest.raises(ValueError, match="non-finite"):
@@ -116,42 +117,31 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
 
 
-def test_claims_records_name_the_build_of_the_base(tmp_path, monkeypatch):
-    """The recipe key names how the base is built; each record also names the weights it ran on, a report counts
-    one build's runs, and a rebuild into other weights makes the old runs stale."""
-    import re
+def test_claims_records_name_the_shipped_weights(tmp_path, monkeypatch):
+    """Each record names the base weights it ran on (the shipped file's short hash); the report names the file, and
+    records made on other weights (an earlier shipped file, or a per-machine build before weights shipped) are stale."""
+    from retune_lib import weights
 
-    import torch
-
-    from retune_lib.cache import save_checked
-    from retune_lib.models import PretrainRecipe, base_path
-
-    monkeypatch.setenv("RETUNE_CACHE", str(tmp_path / "cache"))
-    assert runner._base_build() is None  # nothing cached
-    base_path().parent.mkdir(parents=True, exist_ok=True)
-    base_path().write_bytes(b"not a checked file")
-    assert runner._base_build() is None  # unreadable: no build, no crash
-
-    def cache(bias, recipe=PretrainRecipe().key(), accuracy=0.8184):
-        weights = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.tensor([0.0, bias])}
-        save_checked({"recipe": recipe, "state_dict": weights, "info": {"source_accuracy": accuracy}}, base_path())
-        return runner._base_build()
-
-    assert cache(0.0, recipe="another") is None and cache(0.0, accuracy="n/a") is None
-    first = cache(0.0)
-    assert re.fullmatch(r"[0-9a-f]{12}", first["weights"]) and first["source_accuracy"] == 0.8184
     path = _tiny_notebook(tmp_path / "claims.ipynb", "import retune_lib as rt\nrt.claim('one is above zero', "
                           "rt.Trials('one', rt.trial_seeds(seed, 3), [1.0, 1.0, 1.0]), 0.0)\n")
     jobs = runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs", echo=False)
-    assert jobs[0].build == first["weights"]
+    assert jobs[0].build == rt.BASE_WEIGHTS.short
+    record = json.loads((tmp_path / "runs" / "threads1" / "seed0" / "claims.json").read_text())
+    assert record["base"] == rt.BASE_WEIGHTS.short and "base_build" not in record
     report = runner.claims_report(jobs, "retune claims test")
-    assert f"the cache holds its build with source accuracy 0.818, weights `{first['weights']}`; 1 run(s) on weights" in report
-    second = cache(1e-7)  # same recipe, other weights: another build
-    assert second["weights"] != first["weights"]
+    assert (f"pretrained base: the shipped weights `{rt.BASE_WEIGHTS.file}` (sha256 `{rt.BASE_WEIGHTS.short}`, "
+            f"source accuracy {rt.BASE_WEIGHTS.meta['source_accuracy']:.3f})") in report
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
-    assert loaded == [] and stale == ["claims seed 0 threads 1 (another build of the base)"]
-    again = runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs", echo=False)
-    assert [j.build for j in again] == [second["weights"]]  # run again on the new build, not kept
+    assert len(loaded) == 1 and stale == []
+    other = weights.Weights(file="base_mnist-00000000.pt", sha256="0" * 64, recipe={}, meta={"source_accuracy": 0.5})
+    monkeypatch.setattr(weights, "BASE_WEIGHTS", other)  # new weights shipped: every earlier run is stale
+    loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
+    assert loaded == [] and stale == ["claims seed 0 threads 1 (another base)"]
+    monkeypatch.undo()
+    record.pop("base")  # a record from before runs named their base
+    (tmp_path / "runs" / "threads1" / "seed0" / "claims.json").write_text(json.dumps(record))
+    loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
+    assert loaded == [] and stale == ["claims seed 0 threads 1 (another base)"]
 
 
 def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice():
