@@ -11,7 +11,8 @@ Command line (installed as ``retune``)::
     retune list
     retune base                         # load the shipped pretrained base, checksum verified; one line
     retune base --rebuild               # also train the recipe here and compare with the shipped weights
-    retune claims --seeds 10 --threads 1 2 -j 2   # every notebook at 10 seeds: the claims report
+    retune claims --seeds 10 --threads 1 2 -j 2   # every notebook at seeds 0-9: the claims report
+    retune claims --seeds 10-19 --threads 1       # the confirmation seeds, never used to write a claim
 
 >>> record_metrics({"accuracy": 0.5})  # doctest: +ELLIPSIS
 metric...value
@@ -26,6 +27,7 @@ import collections
 import json
 import math
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -497,12 +499,41 @@ def load_claims_runs(
     return jobs, stale
 
 
+#: The notebook seeds the claims were written and tuned on; any other seed is held out (the confirmation set).
+EXPLORATION_SEEDS = range(0, 10)
+
+
+def parse_seeds(seeds: int | str | Sequence[int]) -> list[int]:
+    """Notebook seeds from a count (``10`` means 0 .. 9), a range ``"10-19"`` (both ends included) or a list.
+
+    >>> parse_seeds(3), parse_seeds("10-12"), parse_seeds([4, 2])
+    ([0, 1, 2], [10, 11, 12], [2, 4])
+    """
+    from .checks import check_nonnegative_int, check_positive_int
+
+    if isinstance(seeds, str):
+        text = seeds.strip()
+        if re.fullmatch(r"\d+", text):
+            return list(range(check_positive_int(seeds=int(text))))
+        m = re.fullmatch(r"(\d+)-(\d+)", text)
+        if not m or int(m[1]) > int(m[2]):
+            raise ValueError(f"seeds must be a count such as 10 or a range such as 10-19, got {seeds!r}")
+        return list(range(int(m[1]), int(m[2]) + 1))
+    if isinstance(seeds, (list, tuple, range)):
+        if not seeds:
+            raise ValueError("seeds must name at least one notebook seed")
+        return sorted({check_nonnegative_int(seed=s) for s in seeds})
+    return list(range(check_positive_int(seeds=seeds)))
+
+
 def run_claims(
-    selection: Sequence[str] = (), seeds: int = 10, threads: Sequence[int] = (1, 2), jobs: int = 2,
+    selection: Sequence[str] = (), seeds: int | str | Sequence[int] = 10, threads: Sequence[int] = (1, 2), jobs: int = 2,
     output_dir: str | pathlib.Path = "runs/claims", parameters: Mapping[str, Any] | None = None, echo: bool = True,
     rerun: bool = False,
 ) -> list[ClaimsJob]:
-    """Run every selected notebook at seeds ``0 .. seeds-1`` and each thread count, claims in record mode.
+    """Run every selected notebook at each notebook seed and thread count, claims in record mode.
+
+    ``seeds`` is a count (``10``: seeds 0 .. 9), a range such as ``"10-19"``, or a list (:func:`parse_seeds`).
 
     A run already recorded under ``output_dir`` for the notebook's current code, with the same parameters,
     that completed, is kept rather than repeated (an interrupted report resumes where it stopped);
@@ -516,19 +547,19 @@ def run_claims(
 
     from .checks import check_positive_int
 
-    seeds = check_positive_int(seeds=seeds)
+    seeds = parse_seeds(seeds)
     jobs = check_positive_int(jobs=jobs)
     threads = [check_positive_int(threads=t) for t in threads]
     paths = notebook_paths(selection)
     parameters = dict(parameters or {})
     if "seed" in parameters:
-        raise ValueError("retune claims sets the seed itself (0 .. seeds-1); do not pass -p seed")
+        raise ValueError("retune claims sets the seed itself (--seeds); do not pass -p seed")
     for path in paths:
         check_parameter_names(path, parameters)
     cores = os.cpu_count() or 1
     done: list[ClaimsJob] = []
     for t in threads:
-        todo = [ClaimsJob(p, s, t, pathlib.Path(output_dir) / f"threads{t}" / f"seed{s}") for s in range(seeds) for p in paths]
+        todo = [ClaimsJob(p, s, t, pathlib.Path(output_dir) / f"threads{t}" / f"seed{s}") for s in seeds for p in paths]
         if not rerun:
             kept = [j for j in todo if _current_record(j, parameters)]
             todo = [j for j in todo if j not in kept]
@@ -574,33 +605,71 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
     for j in jobs:
         for c in j.claims:
             by_claim.setdefault((j.notebook.stem, c["claim"]), []).append((j, c))
-    all_pass = [k for k, v in by_claim.items() if all(c["passed"] for _, c in v)]
-    threads = sorted({j.threads for j in jobs})
-    coverage = []
-    for t in threads:
-        ts = sorted({j.seed for j in jobs if j.threads == t})
-        span = (str(ts[0]) if len(ts) == 1 else f"{ts[0]}–{ts[-1]}" if ts == list(range(ts[0], ts[-1] + 1))
-                else ", ".join(map(str, ts)))
-        coverage.append(f"{t} thread(s): seeds {span}, {sum(j.threads == t for j in jobs)} runs")
-    lines.append(f"**{len(all_pass)} of {len(by_claim)} claims passed in every run**; "
-                 f"{len(jobs) - len(failed_runs)} of {len(jobs)} notebook runs completed "
-                 f"({'; '.join(coverage)}).")
-    lines.append("")
-    lines.append("| notebook | claim | rule | passed | smallest slack | mean difference (min … max) | seeds per claim |")
-    lines.append("|---|---|---|---|---|---|---|")
+    sets = [(name, [j for j in jobs if (j.seed in EXPLORATION_SEEDS) == explore])
+            for name, explore in (("exploration", True), ("confirmation", False))]
+    sets = [(name, js) for name, js in sets if js]
+
+    def coverage(js: Sequence[ClaimsJob]) -> str:
+        parts = []
+        for t in sorted({j.threads for j in js}):
+            ts = sorted({j.seed for j in js if j.threads == t})
+            span = (str(ts[0]) if len(ts) == 1 else f"{ts[0]}–{ts[-1]}" if ts == list(range(ts[0], ts[-1] + 1))
+                    else ", ".join(map(str, ts)))
+            parts.append(f"{t} thread(s): seeds {span}, {sum(j.threads == t for j in js)} runs")
+        return "; ".join(parts)
+
+    def in_set(items: list[tuple[ClaimsJob, dict]], js: Sequence[ClaimsJob]) -> list[dict]:
+        ids = {id(j) for j in js}
+        return [c for j, c in items if id(j) in ids]
+
+    if any(name == "confirmation" for name, _ in sets):
+        lines.append(f"Notebook seeds {EXPLORATION_SEEDS.start}–{EXPLORATION_SEEDS.stop - 1} are the **exploration** set: the "
+                     "claims' statements and margins were written and revised on them. Any other seed is the "
+                     "**confirmation** set: run only after every claim was frozen, and never used to change one. A claim "
+                     "that fails there is reported as failed.")
+        lines.append("")
+    for name, js in sets:
+        keys = {(j.notebook.stem, c["claim"]) for j in js for c in j.claims}
+        passing = [k for k in keys if all(c["passed"] for c in in_set(by_claim[k], js))]
+        bad = [j for j in js if j.status != "ok"]
+        lines.append(f"**{name.capitalize()}: {len(passing)} of {len(keys)} claims passed in every run**; "
+                     f"{len(js) - len(bad)} of {len(js)} notebook runs completed ({coverage(js)}).")
+        lines.append("")
+    head = "| notebook | claim | rule |"
+    rule = "|---|---|---|"
+    for name, _ in sets:
+        head += f" {name}: passed | {name}: smallest slack |"
+        rule += "---|---|"
+    lines.append(head + " mean difference (min … max) | seeds per claim |")
+    lines.append(rule + "---|---|")
     for (nb, text), items in by_claim.items():
-        passed = sum(c["passed"] for _, c in items)
-        slack = min(c["slack"] for _, c in items)
+        row = f"| {nb} | {text} | {items[0][1]['rule']} |"
+        for _, js in sets:
+            cs = in_set(items, js)
+            expected = sum(1 for j in js if j.notebook.stem == nb)
+            if not cs:
+                row += " – | – |"
+                continue
+            passed = sum(c["passed"] for c in cs)
+            count = f"{passed}/{len(cs)}" + (f" (in {len(cs)} of {expected} runs)" if len(cs) != expected else "")
+            row += f" {count} | {min(c['slack'] for c in cs):+.4f} |"
         means = [c["mean"] for _, c in items]
         ns = sorted({c["n"] for _, c in items})
-        expected = sum(1 for j in jobs if j.notebook.stem == nb)
-        count = f"{passed}/{len(items)}" + (f" (in {len(items)} of {expected} runs)" if len(items) != expected else "")
-        lines.append(f"| {nb} | {text} | {items[0][1]['rule']} | {count} | {slack:+.4f} | "
-                     f"{min(means):+.4f} … {max(means):+.4f} | {', '.join(map(str, ns))} |")
+        lines.append(row + f" {min(means):+.4f} … {max(means):+.4f} | {', '.join(map(str, ns))} |")
     lines.append("")
+    threads = sorted({j.threads for j in jobs})
     tight = sorted(((min(c["slack"] for _, c in v), k) for k, v in by_claim.items()))[:5]
     if tight:
         lines.append("Tightest claims (smallest slack): " + "; ".join(f"{nb} “{t}” {s:+.4f}" for s, (nb, t) in tight) + ".")
+        lines.append("")
+    failed_claims = [(j, c) for j in jobs for c in j.claims if not c["passed"]]
+    if failed_claims:
+        lines.append("## Claims that failed")
+        lines.append("")
+        for j, c in failed_claims:
+            kind = "exploration" if j.seed in EXPLORATION_SEEDS else "confirmation"
+            lines.append(f"- {j.notebook.stem}, seed {j.seed} ({kind}), {j.threads} thread(s): {c['claim']} — mean "
+                         f"{c['mean']:+.4f}, slack {c['slack']:+.4f}")
         lines.append("")
     if failed_runs:
         lines.append("## Runs that did not complete")
@@ -673,7 +742,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "its source accuracy beside the shipped weights'")
     cl = sub.add_parser("claims", help="run notebooks at many seeds and thread counts; write the claims report")
     cl.add_argument("notebooks", nargs="*", help="prefixes such as 00 or 02_head (default: all)")
-    cl.add_argument("--seeds", type=int, default=10, help="notebook seeds 0 .. N-1 (default 10)")
+    cl.add_argument("--seeds", default="10", help="notebook seeds: a count N for 0 .. N-1 (default 10), or a range "
+                    "A-B such as 10-19, the confirmation seeds")
     cl.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts (default: 1 2)")
     cl.add_argument("-j", "--jobs", type=int, default=2, help="notebooks at once, capped by cores / threads (default 2)")
     cl.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
@@ -694,8 +764,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "claims":
             params = {k: _parse_value(v) for k, v in args.parameter}
             t0 = time.perf_counter()
+            seeds = parse_seeds(args.seeds)
             if not args.report_only:
-                run_claims(args.notebooks, args.seeds, args.threads, args.jobs, args.out, params, rerun=args.rerun)
+                run_claims(args.notebooks, seeds, args.threads, args.jobs, args.out, params, rerun=args.rerun)
             jobs, stale = load_claims_runs(args.out, args.notebooks)
             if stale:
                 print(f"left out {len(stale)} runs of notebooks that changed since: {', '.join(stale[:5])}"

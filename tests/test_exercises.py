@@ -33,16 +33,13 @@ def _stopped_at(run, claims: list[dict], text: str) -> dict:
 
 def check_00_more_labels(run, claims, m):
     assert run.status == "ok", run.error
-    assert m["pretrained_k10"] > m["scratch_k10"] + 0.05  # still well ahead at k=10 (+11.2 points)
     gap = {k: m[f"pretrained_k{k}"] - m[f"scratch_k{k}"] for k in (10, 30, 100)}
-    assert gap[10] - gap[30] > 0.05  # the gap shrinks fast: 11.2 -> 2.6 -> 1.3 points at the default seed
-    assert 0 < gap[100] < gap[30] < 0.04 and gap[100] < 0.02
+    assert gap[10] > gap[30] > gap[100]  # the lead over the tuned scratch network shrinks as labels grow
 
 
 def check_00_more_scratch_steps(run, claims, m):
     assert run.status == "ok", run.error
-    for k in (1, 5, 10):  # the pretrained head still leads at every k with the doubled steps
-        assert m[f"pretrained_k{k}"] > m[f"scratch_k{k}"] + 0.05
+    assert claims and all(c["passed"] for c in claims)  # with up to 200 epochs on offer, every claim still holds
 
 
 def check_02_middle_point(run, claims, m):
@@ -151,8 +148,8 @@ def check_06_more_transfer_images(run, claims, m):
 SOLUTIONS = "notebooks/solutions/"
 
 EXERCISES = {
-    "00 exercise 1": ("00", {"k_values": [10, 30, 100], "scratch_steps": 400}, check_00_more_labels),
-    "00 exercise 2": ("00", {"scratch_steps": 200}, check_00_more_scratch_steps),
+    "00 exercise 1": ("00", {"k_values": [10, 30, 100]}, check_00_more_labels),
+    "00 exercise 2": ("00", {"scratch_epochs": [25, 50, 100, 200]}, check_00_more_scratch_steps),
     "02 exercise 4": ("02", {"k_values": [2, 10, 40]}, check_02_middle_point),
     "02 exercise 5": ("02", {"steps": 300}, check_02_more_steps),
     "02 exercise 6": ("02", {}, check_02_panel_edges, SOLUTIONS + "02_exercise_6.py"),

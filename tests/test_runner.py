@@ -90,7 +90,9 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     assert [(j.seed, j.threads, j.status) for j in jobs] == [(0, 1, "ok"), (1, 1, "ok")]
     assert [c["passed"] for c in jobs[0].claims] == [True, False]
     report = runner.claims_report(jobs, "retune claims test")
-    assert "**1 of 2 claims passed in every run**; 2 of 2 notebook runs completed (1 thread(s): seeds 0–1, 2 runs)" in report
+    assert "**Exploration: 1 of 2 claims passed in every run**; 2 of 2 notebook runs completed (1 thread(s): seeds 0–1, 2 runs)" in report
+    assert "confirmation" not in report.split("## Claims that failed")[0]  # no held-out runs yet: no such columns
+    assert "- claims, seed 0 (exploration), 1 thread(s): a is above one — mean" in report
     row = next(line for line in report.splitlines() if "a is above one half" in line)
     assert "| claims | a is above one half | lower end > 0 | 2/2 |" in row
     assert "| a is above one | lower end > 0 | 1/2 |" in report
@@ -100,6 +102,13 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     assert [j.seed for j in again] == [2]  # seeds 0 and 1 are recorded for this code: kept, not repeated
     again = runner.run_claims([str(path)], seeds=1, threads=[1], output_dir=tmp_path / "runs", echo=False, rerun=True)
     assert [j.seed for j in again] == [0]
+    held_out = runner.run_claims([str(path)], seeds="10-11", threads=[1], output_dir=tmp_path / "runs", echo=False)
+    assert [j.seed for j in held_out] == [10, 11]  # the confirmation seeds: a range
+    loaded, _ = runner.load_claims_runs(tmp_path / "runs", [str(path)])
+    both = runner.claims_report(loaded, "retune claims test")
+    assert "**Confirmation: " in both and "(1 thread(s): seeds 10–11, 2 runs)" in both
+    assert "| exploration: passed | exploration: smallest slack | confirmation: passed |" in both
+    assert "| claims | a is above one half | lower end > 0 | 3/3 |" in both and "| 2/2 |" in both
     monkeypatch.setattr(runner, "_base_key", lambda: "another")  # a new default base: every run is stale
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
     assert loaded == [] and stale[0] == "claims seed 0 threads 1 (another base)"
@@ -111,10 +120,10 @@ def test_claims_report_over_seeds_and_threads(tmp_path, monkeypatch):
     del r["base"]
     record.write_text(json.dumps(r))
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])  # made on the print base, the default
-    assert [j.seed for j in loaded] == [2] and "claims seed 1 threads 1 (another base)" in stale  # before #14
+    assert [j.seed for j in loaded] == [2, 10, 11] and "claims seed 1 threads 1 (another base)" in stale  # before #14
     _tiny_notebook(path, body + "# edited\n")  # a changed notebook: its old runs no longer count
     loaded, stale = runner.load_claims_runs(tmp_path / "runs", [str(path)])
-    assert loaded == [] and stale == ["claims seed 0 threads 1", "claims seed 1 threads 1", "claims seed 2 threads 1"]
+    assert loaded == [] and sorted(stale) == [f"claims seed {s} threads 1" for s in (0, 1, 10, 11, 2)]
 
 
 def test_claims_records_name_the_shipped_weights(tmp_path, monkeypatch):
@@ -222,3 +231,12 @@ def test_every_solution_file_names_its_notebook():
     for f in solutions:
         assert f.stem[:2] in stems and "_exercise_" in f.stem, f.name
         assert f"retune run {f.stem[:2]} --then notebooks/solutions/{f.name}" in f.read_text(), f.name
+
+
+def test_claims_seeds_are_a_count_or_a_range():
+    assert runner.parse_seeds(10) == list(range(10)) and runner.parse_seeds("10") == list(range(10))
+    assert runner.parse_seeds("10-19") == list(range(10, 20)) and runner.parse_seeds([3, 1, 3]) == [1, 3]
+    for bad in ("19-10", "ten", "1-2-3", [], 0, -1):
+        with pytest.raises(ValueError):
+            runner.parse_seeds(bad)
+    assert runner.main(["claims", "--seeds", "9-1", "--report-only"]) == 2  # one line, no traceback
