@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test claims exercises lab clean
+.PHONY: setup run test claims confirm exercises lab clean
 
 $(BIN)/retune: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: setup
 
 claims: setup
 	$(BIN)/retune claims --seeds 10 --threads 1 2 -j 2
+
+confirm: setup   # the confirmation seeds: run once the claims are frozen, never used to change one
+	$(BIN)/retune claims --seeds 10-19 --threads 1 -j 2
 
 exercises: setup
 	$(BIN)/retune base

@@ -92,3 +92,55 @@ def test_bad_parameter_is_one_clear_line(path, tmp_path):
     run = runner.run_notebook(path, tmp_path, {"device": "gpu"})
     assert run.status == "failed"
     assert run.error == "ValueError: device='gpu' is not supported; allowed: 'auto', 'cpu', 'cuda', 'mps'"
+
+
+# --- the lessons' prose speaks to a learner (#27) ---------------------------------------------------------------
+
+#: Words about how the workbook was made, not about the technique: they belong in reports/ and commit messages.
+PROCESS_WORDS = ("claims report", "build of the base", "notebook seed", "our runs", "earlier version", "earlier base",
+                 "reported", "not claimed")
+MAX_PROSE_WORDS = 1600
+OPENING_LABELS = ("**Situation:**", "**You will learn:**", "**Short answer:**")
+
+
+def _sections(path):
+    """{level-2 heading: its markdown text} and the markdown cells, from the notebook at ``path``."""
+    import re
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    text = "\n\n".join(cells)
+    parts = re.split(r"(?m)^## +", text)
+    return {p.splitlines()[0].strip(): p for p in parts[1:]}, cells
+
+
+def prose_words(path) -> int:
+    """Words of markdown prose: fenced code blocks and the References section do not count."""
+    import re
+
+    _, cells = _sections(path)
+    text = re.sub(r"```.*?```", " ", "\n\n".join(cells), flags=re.S)
+    text = re.sub(r"(?ms)^## References.*?(?=^## |\Z)", " ", text)
+    return len(re.findall(r"[A-Za-z0-9][\w'’-]*", text))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_prose_speaks_to_the_learner(path):
+    import re
+
+    sections, cells = _sections(path)
+    lower = "\n".join(cells).lower()
+    found = [w for w in PROCESS_WORDS if w in lower]
+    assert not found, f"{path.stem}: process words in the lesson's prose: {found}"
+    assert all(label in cells[0] for label in OPENING_LABELS), (
+        f"{path.stem}: the first cell opens with the box {OPENING_LABELS}")
+    words = prose_words(path)
+    assert words <= MAX_PROSE_WORDS, f"{path.stem}: {words} words of prose (at most {MAX_PROSE_WORDS})"
+    for name in ("Summary", "Exercises", "References"):
+        assert name in sections, f"{path.stem}: no '## {name}' section"
+    bullets = [ln for ln in sections["Summary"].splitlines() if ln.startswith(("* ", "- "))]
+    assert 3 <= len(bullets) <= 5, f"{path.stem}: the Summary has {len(bullets)} bullets (3 to 5)"
+    assert not re.search(r"\d\.\d|\d%", sections["Summary"]), f"{path.stem}: numbers in the Summary"
+    exercises = re.findall(r"(?m)^\d+\. ", sections["Exercises"])
+    assert exercises and sections["Exercises"].count("<details>") >= len(exercises), (
+        f"{path.stem}: every exercise's outcome sits in a collapsed <details> block")
