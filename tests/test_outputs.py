@@ -85,4 +85,4 @@ def test_gradient_flow_reports():
         gradient_flow("m", lambda: x.sum())
     with pytest.raises(ValueError, match="scalar tensor"):
         gradient_flow(model, lambda: model(x))
-    assert rt.gradient_flow is gradient_flow
+    assert rt.gradient_flow(model, lambda: model(x).sum()).receiving  # as the lessons call it: every layer learns

@@ -1,4 +1,5 @@
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -9,7 +10,10 @@ import retune_lib as rt
 
 def test_select_device():
     assert rt.select_device("cpu") == torch.device("cpu")
-    assert rt.select_device("auto").type in ("cpu", "cuda", "mps")
+    for cuda, mps, expected in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
+        with mock.patch("torch.cuda.is_available", return_value=cuda), \
+                mock.patch("torch.backends.mps.is_available", return_value=mps):
+            assert rt.select_device("auto") == torch.device(expected)  # CUDA first, then MPS, then the CPU
     with pytest.raises(ValueError, match="device='gpu' is not supported; allowed: 'auto', 'cpu', 'cuda', 'mps'"):
         rt.select_device("gpu")
     if not torch.cuda.is_available():
