@@ -296,6 +296,14 @@ def solution_paths(files: Sequence[str | pathlib.Path]) -> list[pathlib.Path]:
     return paths
 
 
+def _copy_figures(notebook_dir: pathlib.Path, output_dir: pathlib.Path) -> None:
+    """The lessons' figures (``figures/*.svg`` beside the notebooks, linked from their markdown) beside the
+    executed copies too, so those show them."""
+    figures = notebook_dir / "figures"
+    if figures.is_dir() and figures.resolve() != (output_dir / "figures").resolve():
+        shutil.copytree(figures, output_dir / "figures", dirs_exist_ok=True)
+
+
 def run_notebook(
     path: str | pathlib.Path, output_dir: str | pathlib.Path = "runs", parameters: Mapping[str, Any] | None = None,
     progress: bool = False, then: Sequence[str | pathlib.Path] = (),
@@ -315,6 +323,7 @@ def run_notebook(
     extra = solution_paths(then)
     out = pathlib.Path(output_dir) / path.name
     out.parent.mkdir(parents=True, exist_ok=True)
+    _copy_figures(path.parent, out.parent)
     source = path
     if extra:
         import nbformat

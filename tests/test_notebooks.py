@@ -144,3 +144,46 @@ def test_prose_speaks_to_the_learner(path):
     exercises = re.findall(r"(?m)^\d+\. ", sections["Exercises"])
     assert exercises and sections["Exercises"].count("<details>") >= len(exercises), (
         f"{path.stem}: every exercise's outcome sits in a collapsed <details> block")
+
+
+# --- a conceptual figure per lesson, drawn by docs/figures.py (#27) ---------------------------------------------
+
+FIGURES_DIR = NOTEBOOKS[0].parent / "figures"
+FIGURES_SCRIPT = NOTEBOOKS[0].parent.parent / "docs" / "figures.py"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_lesson_shows_a_conceptual_figure(path):
+    """Every lesson shows at least one committed figure from notebooks/figures/ in its markdown."""
+    import re
+
+    _, cells = _sections(path)
+    refs = re.findall(r"!\[[^\]]*\]\((figures/[^)\s]+\.svg)\)", "\n".join(cells))
+    assert refs, f"{path.stem}: no ![...](figures/*.svg) in the lesson's markdown"
+    missing = [r for r in refs if not (path.parent / r).is_file()]
+    assert not missing, f"{path.stem}: figures referenced but not committed: {missing}"
+
+
+def test_figures_regenerate_byte_identical(tmp_path):
+    """`python docs/figures.py` rewrites notebooks/figures/ byte for byte: the committed SVGs are the code's.
+
+    SVG output changes between matplotlib releases (the version is in each file's metadata), so on another
+    matplotlib the comparison is skipped, with the command that regenerates them.
+    """
+    import importlib.util
+    import re
+
+    import matplotlib
+
+    spec = importlib.util.spec_from_file_location("retune_docs_figures", FIGURES_SCRIPT)
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    written = figures.main(tmp_path)
+    committed = sorted(p.name for p in FIGURES_DIR.glob("*.svg"))
+    assert sorted(p.name for p in written) == committed, "notebooks/figures/ holds exactly what docs/figures.py writes"
+    made_with = {re.search(rb"Matplotlib v([^,<]+)", (FIGURES_DIR / n).read_bytes()).group(1).decode() for n in committed}
+    if made_with != {matplotlib.__version__}:
+        pytest.skip(f"figures made with matplotlib {made_with}, this is {matplotlib.__version__}: "
+                    "run `python docs/figures.py` to regenerate them")
+    changed = [n for n in committed if (tmp_path / n).read_bytes() != (FIGURES_DIR / n).read_bytes()]
+    assert not changed, f"regenerated figures differ from the committed ones: {changed} (run `python docs/figures.py`)"

@@ -240,3 +240,13 @@ def test_claims_seeds_are_a_count_or_a_range():
         with pytest.raises(ValueError):
             runner.parse_seeds(bad)
     assert runner.main(["claims", "--seeds", "9-1", "--report-only"]) == 2  # one line, no traceback
+
+
+def test_executed_copies_get_the_lessons_figures(tmp_path):
+    """The lessons link figures/*.svg from their markdown: the executed copies in runs/ show them too."""
+    nb_dir = tmp_path / "nbs"
+    (nb_dir / "figures").mkdir(parents=True)
+    (nb_dir / "figures" / "x.svg").write_text("<svg/>")
+    path = _tiny_notebook(nb_dir / "nb.ipynb", "x = 1")
+    run = runner.run_notebook(path, tmp_path / "out")
+    assert run.status == "ok" and (tmp_path / "out" / "figures" / "x.svg").read_text() == "<svg/>"
