@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import check_choice, check_fraction, check_nonnegative_int, check_positive_int
+from .checks import check_choice, check_fraction, check_nonnegative_int, check_positive_int, check_range
 
 __all__ = [
     "IMAGE_SIZE",
@@ -197,9 +197,7 @@ class ImageSet(torch.utils.data.Dataset):
             if c not in self.classes:
                 raise ValueError(f"unknown class {c!r}; this set has {list(self.classes)}")
             return self.classes.index(c)
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= int(c) < self.num_classes:
-            raise ValueError(f"class index {c!r} out of range 0..{self.num_classes - 1}")
-        return int(c)
+        return check_range("class index", c, 0, self.num_classes - 1, integer=True)
 
 
 def _to_size(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -322,8 +320,7 @@ def render_glyphs(
     """
     n = check_positive_int(n=n)
     seed = check_nonnegative_int(seed=seed)
-    if isinstance(distortion, bool) or not isinstance(distortion, (int, float)) or not 0 <= distortion <= 3:
-        raise ValueError(f"distortion must be a number between 0 (clean print) and 3, got {distortion!r}")
+    check_range("distortion", distortion, 0, 3)
     check_choice("style", style, GLYPH_STYLES)
     classes = tuple(classes)
     if len(classes) < 2 or any(not isinstance(c, str) or len(c) != 1 for c in classes):

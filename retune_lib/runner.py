@@ -702,27 +702,17 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
 def _base_command(rebuild: bool) -> int:
     """``retune base``: load the shipped weights (checksum verified); ``--rebuild``: train the recipe here too."""
     from .models import PretrainRecipe, load_base
-    from .weights import BASE_WEIGHTS
+    from .weights import BASE_WEIGHTS, tensor_digest_of
 
     load_base("cpu")  # prints the one line: file, hash verified, source accuracy, load time
     if rebuild:
         base = load_base("cpu", recipe=PretrainRecipe(), rebuild=True, progress=sys.stderr.isatty(), verbose=False)
         i = base.info
-        same = "identical to" if i["weights"] == _tensor_digest_of_shipped() else "other weights than"
+        same = "identical to" if i["weights"] == tensor_digest_of() else "other weights than"
         print(f"rebuilt PretrainRecipe() in {i['build_seconds']:.1f} s: source accuracy {i['source_accuracy']:.3f} "
               f"(shipped weights: {BASE_WEIGHTS.meta['source_accuracy']:.3f}), {same} the shipped ones; cached at "
               f"{i['loaded_from']}: load it with rt.load_base(recipe=rt.PretrainRecipe())")
     return 0
-
-
-def _tensor_digest_of_shipped() -> str:
-    """The shipped weights' tensor digest (the one a cached build is named by), to tell a rebuild's weights apart."""
-    import torch
-
-    from .cache import _digest
-    from .weights import BASE_WEIGHTS, weights_path
-
-    return _digest(torch.load(weights_path(BASE_WEIGHTS), map_location="cpu", weights_only=True))[:12]
 
 
 def _parse_value(text: str) -> Any:

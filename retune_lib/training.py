@@ -17,7 +17,6 @@ per-epoch history; and a stop with a clear message if the loss turns NaN or infi
 from __future__ import annotations
 
 import math
-import numbers
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import _scalar, check_choice, check_nonnegative_int, check_positive_float, check_positive_int, label_range_problem
+from .checks import (
+    check_choice,
+    check_module,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+    check_range,
+    label_range_problem,
+)
 
 __all__ = [
     "DEVICES",
@@ -115,9 +122,7 @@ def make_optimizer(
     """
     check_choice("optimizer", name, OPTIMIZERS)
     check_positive_float(lr=lr)
-    wd = _scalar(weight_decay)
-    if isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not 0 <= wd < math.inf:
-        raise ValueError(f"weight_decay must be a number >= 0, got {wd!r}")
+    check_range("weight_decay", weight_decay, 0)
     if isinstance(model, nn.Module):
         params = trainable_parameters(model)
         if not params:
@@ -182,8 +187,11 @@ def _unpack(data) -> tuple[torch.Tensor, torch.Tensor] | None:
     return x, y
 
 
-def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device):
-    """Yield (x, y) batches on ``device``: fast slicing of in-memory tensors, or a DataLoader's own batches."""
+def batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device):
+    """Yield (x, y) batches on ``device``: fast slicing of in-memory tensors, or a DataLoader's own batches.
+
+    ``data`` is what :func:`fit` takes; ``shuffle`` draws the order with ``generator`` (one ``randperm``).
+    """
     tensors = _unpack(data)
     if tensors is None:
         for xb, yb in data:
@@ -197,7 +205,12 @@ def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | 
         yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
 
 
-def _num_batches(data, batch_size: int) -> int | None:
+def num_batches(data, batch_size: int) -> int | None:
+    """How many batches of ``batch_size`` :func:`batches` yields for ``data`` (None: a DataLoader of unknown length).
+
+    >>> num_batches((torch.zeros(10, 2), torch.zeros(10)), 4)
+    3
+    """
     tensors = _unpack(data)
     if tensors is None:
         try:
@@ -207,15 +220,19 @@ def _num_batches(data, batch_size: int) -> int | None:
     return math.ceil(len(tensors[0]) / batch_size)
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters).
+
+    >>> model_device(nn.Linear(2, 1))
+    device(type='cpu')
+    """
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
 
 
 def _check_model(model, who: str) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{who} needs a torch.nn.Module, got {type(model).__name__}")
+    check_module(model, who)
     if any(p.device.type == "meta" for p in model.parameters()):
         raise ValueError(
             "the model's parameters are on the meta device (shapes without data): give them data first, "
@@ -277,13 +294,13 @@ def predict(model: nn.Module, data, batch_size: int = 1024, device: str | torch.
     """
     _check_model(model, "predict")
     batch_size = check_positive_int(batch_size=batch_size)
-    dev = _model_device(model) if device is None else select_device(device)
+    dev = model_device(model) if device is None else select_device(device)
     if isinstance(data, torch.Tensor):
         data = (data, torch.zeros(len(data), dtype=torch.int64))
     was = model.training
     model.eval()
     try:
-        outs = [_forward(model, xb).float().cpu() for xb, _ in _batches(data, batch_size, False, None, dev)]
+        outs = [_forward(model, xb).float().cpu() for xb, _ in batches(data, batch_size, False, None, dev)]
     finally:
         model.train(was)
     return torch.cat(outs) if outs else torch.empty(0)
@@ -304,13 +321,13 @@ def evaluate(
     _check_model(model, "evaluate")
     batch_size = check_positive_int(batch_size=batch_size)
     _check_loss_fn(loss_fn)
-    dev = _model_device(model) if device is None else select_device(device)
+    dev = model_device(model) if device is None else select_device(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was = model.training
     model.eval()
     total, loss_sum, correct, classifies = 0, 0.0, 0, False
     try:
-        for xb, yb in _batches(data, batch_size, False, None, dev):
+        for xb, yb in batches(data, batch_size, False, None, dev):
             out = _forward(model, xb)
             loss = float(_loss(loss_fn, out, yb))
             if not math.isfinite(loss) and _nonfinite(xb, yb):
@@ -378,7 +395,7 @@ def fit(
                 "as optimizer=... (fit's own Adam is made only when optimizer is None)"
             )
     _check_loss_fn(loss_fn)
-    if _num_batches(train, batch_size) == 0:
+    if num_batches(train, batch_size) == 0:
         raise ValueError("fit got an empty training set: nothing to train on (check the split or k per class)")
     gen = seed_everything(seed) if seed is not None else None
     model.to(dev)
@@ -392,14 +409,14 @@ def fit(
     from tqdm.auto import tqdm
 
     history = History()
-    steps = _num_batches(train, batch_size)
+    steps = num_batches(train, batch_size)
     bar = tqdm(total=epochs * steps if steps else None, desc=desc, disable=not progress, leave=False)
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             model.train()
             seen, loss_sum, correct, classifies = 0, 0.0, 0, False
-            for step, (xb, yb) in enumerate(_batches(train, batch_size, True, gen, dev), 1):
+            for step, (xb, yb) in enumerate(batches(train, batch_size, True, gen, dev), 1):
                 out = _forward(model, xb)
                 loss = _loss(loss_fn, out, yb)
                 if not torch.isfinite(loss):

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_nonnegative_int, check_range, is_integer, to_scalar
+
 __all__ = [
     "CLAIMS_MIME",
     "ClaimFailed",
@@ -69,14 +71,7 @@ def _number(v: Any, what: str) -> float:
 
 
 def _check_confidence(confidence: Any) -> float:
-    import numbers
-
-    from .checks import _scalar
-
-    confidence = _scalar(confidence)
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
-    return confidence
+    return check_range("confidence", confidence, 0.5, 1, high_open=True)
 
 
 def _interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
@@ -105,13 +100,11 @@ class Trials:
     values: tuple[float, ...]
 
     def __init__(self, name: str, seeds: Iterable[int], values: Iterable[float]):
-        from .checks import _is_int, _scalar
-
         seeds, values = tuple(seeds), tuple(values)
-        bad = next((s for s in seeds if not _is_int(s)), None)
+        bad = next((s for s in seeds if not is_integer(s)), None)
         if bad is not None:
-            raise ValueError(f"trials {name!r}: seeds must be integers, got {_scalar(bad)!r}")
-        seeds = tuple(int(_scalar(s)) for s in seeds)
+            raise ValueError(f"trials {name!r}: seeds must be integers, got {to_scalar(bad)!r}")
+        seeds = tuple(int(to_scalar(s)) for s in seeds)
         values = tuple(_number(v, f"trials {name!r}: values must be numbers") for v in values)
         if len(seeds) != len(values):
             raise ValueError(f"trials {name!r}: {len(seeds)} seeds but {len(values)} values")
@@ -318,14 +311,12 @@ def claim(
         raise ValueError(f"claim {statement!r} rests on {comp.n} seed(s); use at least {MIN_SEEDS}")
     lo, hi = comp.ci
     if within is not None:
-        if isinstance(within, bool) or not isinstance(within, (int, float)) or not within > 0:
-            raise ValueError(f"within must be a number > 0, got {within!r}")
+        check_range("within", within, 0, low_open=True)
         passed = -within < lo and hi < within
         slack = min(lo + within, within - hi)  # how far the interval stays inside the band
         rule = f"inside ±{within:g}"
     else:
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
-            raise ValueError(f"margin must be a finite number, got {margin!r}")
+        check_range("margin", margin)
         passed = lo > margin
         slack = lo - margin  # how far the interval's lower end clears the margin
         rule = f"lower end > {margin:g}"
@@ -380,8 +371,6 @@ def trials_table(rows: Mapping[str, Trials], digits: int = 3, header: str = "var
     """
     if not rows:
         raise ValueError("trials_table needs at least one row")
-    from .checks import check_nonnegative_int
-
     digits = check_nonnegative_int(digits=digits)
     cells = [[header, "mean ± sd (n)", "min", "max"]]
     for name, t in rows.items():

@@ -29,8 +29,8 @@ def test_bounded_tanh_is_sigmoid_with_input_doubled():
 
 @pytest.mark.parametrize(
     "lo,hi,msg",
-    [(1.0, 1.0, "needs lo < hi"), (2.0, 1.0, "needs lo < hi"), (float("nan"), 1.0, "finite numbers"),
-     (0.0, float("inf"), "finite numbers"), ("0", 1.0, "finite numbers")],
+    [(1.0, 1.0, "needs lo < hi"), (2.0, 1.0, "needs lo < hi"), (float("nan"), 1.0, "lo must be a finite number, got nan"),
+     (0.0, float("inf"), "hi must be a finite number, got inf"), ("0", 1.0, "lo must be a finite number, got '0'")],
 )
 def test_bounded_output_bad_bounds(lo, hi, msg):
     with pytest.raises(ValueError, match=msg):
