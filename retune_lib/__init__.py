@@ -16,7 +16,8 @@ Modules by concept, from the bottom of the import graph up:
 * one module per lesson's technique: :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`, :mod:`~retune_lib.heads`,
   :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`, :mod:`~retune_lib.distillation`;
 * :mod:`~retune_lib.trials` — claims over paired seeds; :mod:`~retune_lib.plots`;
-* :mod:`~retune_lib.runner` — the ``retune`` command.
+* :mod:`~retune_lib.notebook_runs` — running notebooks, their recorded metrics; :mod:`~retune_lib.claims` — the
+  claims report; :mod:`~retune_lib.runner` — the ``retune`` command.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ from .heads import (
 )
 from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_base, resnet18, source_accuracy
 from .weights import BASE_WEIGHTS, Weights, WeightsError, weights_path
+from .notebook_runs import read_metrics, record_metrics
 from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, straight_through
 from .real_digits import mnist_5k
 from .plots import plot_confusion, plot_curves, plot_history, plot_per_class, show_images
-from .runner import read_metrics, record_metrics
 from .trials import ClaimFailed, Comparison, Trials, claim, compare, read_claims, run_trials, trial_seeds, trials_table
 from .unfreezing import discriminative_lr, fine_tune, freeze_to, gradual_unfreeze, layer_groups
 from .training import (

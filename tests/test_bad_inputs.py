@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import retune_lib as rt
-from retune_lib import runner
+from retune_lib import claims, notebook_runs, runner
 
 LIBRARY = pathlib.Path(rt.__file__).resolve().parent
 ERRORS = (ValueError, TypeError, rt.CacheError, rt.TrainingDiverged, FileNotFoundError)
@@ -400,10 +400,10 @@ CASES = [
     ("record_metrics-nan", lambda c: rt.record_metrics({"acc": NAN}), r"metric 'acc' is nan: a notebook must not record a non-finite result"),
     ("record_metrics-empty", lambda c: rt.record_metrics({}), r"record_metrics needs a non-empty dict"),
     ("record_metrics-list-value", lambda c: rt.record_metrics({"acc": [0.5]}), r"metric 'acc' must be a number, string or bool, got list"),
-    ("run_all-unknown-parameter", lambda c: runner.run_all(["01"], c.tmp, {"sede": 1}, echo=False), r"01_differentiable_transforms has no parameter 'sede'; allowed: "),
-    ("notebook_paths-unknown-notebook", lambda c: runner.notebook_paths(["99"]), r"no notebook matches \['99'\]"),
-    ("run_claims-seed-parameter", lambda c: runner.run_claims(["01"], 1, [1], 1, c.tmp, {"seed": 1}, echo=False), r"retune claims sets the seed itself"),
-    ("cell_timeout-not-a-number", lambda c: bad_env(c, "RETUNE_CELL_TIMEOUT", "soon", runner.cell_timeout), r"RETUNE_CELL_TIMEOUT must be a whole number of seconds >= 1, got 'soon'"),
+    ("run_all-unknown-parameter", lambda c: notebook_runs.run_all(["01"], c.tmp, {"sede": 1}, echo=False), r"01_differentiable_transforms has no parameter 'sede'; allowed: "),
+    ("notebook_paths-unknown-notebook", lambda c: notebook_runs.notebook_paths(["99"]), r"no notebook matches \['99'\]"),
+    ("run_claims-seed-parameter", lambda c: claims.run_claims(["01"], 1, [1], 1, c.tmp, {"seed": 1}, echo=False), r"retune claims sets the seed itself"),
+    ("cell_timeout-not-a-number", lambda c: bad_env(c, "RETUNE_CELL_TIMEOUT", "soon", notebook_runs.cell_timeout), r"RETUNE_CELL_TIMEOUT must be a whole number of seconds >= 1, got 'soon'"),
 ]
 
 
