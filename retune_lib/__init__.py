@@ -33,7 +33,7 @@ from .checks import (
     check_positive_int,
     check_range,
 )
-from .data import DATASETS, IMAGE_SIZE, ImageSet, load_dataset, load_digits, load_mnist, rotate
+from .data import DATASETS, IMAGE_SIZE, ImageSet, load_dataset, load_digits, load_mnist, per_class_indices, rotate
 from .distillation import kd_loss, map_logits
 from .expansion import expand_classes, lwf_loss, split_class, swap_parameters
 from .glyphs import SOURCE_CLASSES, render_glyphs
@@ -65,12 +65,24 @@ from .notebook_runs import read_metrics, record_metrics
 from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, straight_through
 from .real_digits import mnist_5k
 from .plots import plot_confusion, plot_curves, plot_history, plot_per_class, show_images
-from .trials import ClaimFailed, Comparison, Trials, claim, compare, read_claims, run_trials, trial_seeds, trials_table
+from .trials import (
+    ClaimFailed,
+    Comparison,
+    Trials,
+    check_n_seeds,
+    claim,
+    compare,
+    read_claims,
+    run_trials,
+    trial_seeds,
+    trials_table,
+)
 from .unfreezing import discriminative_lr, fine_tune, freeze_to, gradual_unfreeze, layer_groups
 from .training import (
     DEVICES,
     History,
     TrainingDiverged,
+    accuracy,
     count_parameters,
     evaluate,
     fit,

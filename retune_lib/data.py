@@ -31,12 +31,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import check_choice, check_fraction, check_nonnegative_int, check_positive_int, check_range
+from .checks import (
+    check_choice,
+    check_fraction,
+    check_labels,
+    check_nonnegative_int,
+    check_positive_int,
+    check_range,
+    label_range_problem,
+)
 
 __all__ = [
     "IMAGE_SIZE",
     "DATASETS",
     "ImageSet",
+    "per_class_indices",
     "load_digits",
     "rotate",
     "load_mnist",
@@ -128,25 +137,14 @@ class ImageSet(torch.utils.data.Dataset):
             out = ImageSet(out.x, remap[out.y], tuple(self.classes[i] for i in idx), self.name)
         return out
 
-    def per_class(self, k: int, seed: int = 0) -> ImageSet:
-        """``k`` randomly chosen examples of every class (the low-label setting).
+    def per_class(self, k: int, seed: int | torch.Generator = 0) -> ImageSet:
+        """``k`` randomly chosen examples of every class (the low-label setting): :func:`per_class_indices`.
 
         >>> load_digits().per_class(5).counts()
         [5, 5, 5, 5, 5, 5, 5, 5, 5, 5]
         """
-        check_positive_int(k=k)
-        counts = self.counts()
-        if k > min(counts):
-            raise ValueError(
-                f"k={k} labels per class is more than {self.name!r} has: its smallest class holds {min(counts)}"
-            )
-        g = torch.Generator().manual_seed(check_nonnegative_int(seed=seed))
-        y = self.y.cpu()
-        picks = []
-        for c in range(self.num_classes):
-            members = (y == c).nonzero().flatten()
-            picks.append(members[torch.randperm(len(members), generator=g)[:k]])
-        return self.subset(torch.cat(picks).to(self.y.device), f"{self.name}[k={k}]")
+        idx = per_class_indices(self.y, k, seed, num_classes=self.num_classes, what=repr(self.name))
+        return self.subset(idx, f"{self.name}[k={k}]")
 
     def split(self, test_fraction: float = 0.3, seed: int = 0) -> tuple[ImageSet, ImageSet]:
         """A stratified, seeded split into (train, test) through scikit-learn.
@@ -178,6 +176,47 @@ class ImageSet(torch.utils.data.Dataset):
                 raise ValueError(f"unknown class {c!r}; this set has {list(self.classes)}")
             return self.classes.index(c)
         return check_range("class index", c, 0, self.num_classes - 1, integer=True)
+
+
+def per_class_indices(
+    labels: torch.Tensor, k: int, seed: int | torch.Generator = 0, num_classes: int | None = None,
+    what: str = "this set",
+) -> torch.Tensor:
+    """Indices of ``k`` randomly chosen examples of every class ``0 .. num_classes - 1``, class 0's first.
+
+    ``seed`` is an integer or a CPU ``torch.Generator`` (whose state then advances, so several subsets can come
+    from one stream). The draws are one ``torch.randperm`` per class, in class order, on the CPU: the same labels,
+    ``k`` and seed give the same indices on every device, and :meth:`ImageSet.per_class` is exactly this subset.
+    ``num_classes`` defaults to the largest label + 1; ``what`` names the labels when a class has fewer than ``k``.
+
+    >>> y = torch.tensor([0, 1, 0, 1, 2, 2, 0])
+    >>> y[per_class_indices(y, 2, seed=0)].tolist()
+    [0, 0, 1, 1, 2, 2]
+    """
+    labels = check_labels(labels)
+    check_positive_int(k=k)
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1 if len(labels) else 0
+    num_classes = check_nonnegative_int(num_classes=num_classes)
+    problem = label_range_problem(labels, num_classes, "labels hold", f"there are {num_classes} classes")
+    if problem:
+        raise ValueError(problem)
+    counts = torch.bincount(labels, minlength=num_classes).tolist()
+    smallest = min(counts, default=0)
+    if k > smallest:
+        raise ValueError(f"k={k} labels per class is more than {what} has: its smallest class holds {smallest}")
+    if isinstance(seed, torch.Generator):
+        if seed.device.type != "cpu":
+            raise ValueError(f"seed must be an integer or a CPU torch.Generator, got a generator on {seed.device}")
+        g = seed
+    else:
+        g = torch.Generator().manual_seed(check_nonnegative_int(seed=seed))
+    y = labels.cpu()
+    picks = []
+    for c in range(num_classes):
+        members = (y == c).nonzero().flatten()
+        picks.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return torch.cat(picks).to(labels.device)
 
 
 def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -28,11 +28,13 @@ from torch import nn
 
 from .checks import (
     check_choice,
+    check_class_targets,
     check_module,
     check_nonnegative_int,
     check_positive_float,
     check_positive_int,
     check_range,
+    check_tensor,
     label_range_problem,
 )
 from .data import batches, num_batches
@@ -49,6 +51,7 @@ __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "accuracy",
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -291,6 +294,23 @@ def evaluate(
     if total == 0:
         raise ValueError("cannot evaluate on an empty dataset")
     return {"loss": loss_sum / total, "accuracy": correct / total} if classifies else {"loss": loss_sum / total}
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The share of rows whose largest logit is the label: ``(logits.argmax(1) == y).float().mean().item()``.
+
+    ``logits`` is N x C (a model's outputs, e.g. from :func:`predict`), ``y`` the N class indices on the same device.
+
+    >>> accuracy(torch.tensor([[2.0, 0.1], [0.3, 0.9], [1.0, 0.0], [0.0, 5.0]]), torch.tensor([0, 1, 1, 1]))
+    0.75
+    """
+    check_tensor(logits, "logits")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be N x C class scores, got shape {tuple(logits.shape)}")
+    y = check_class_targets(y, logits, "y", "logits")
+    if len(y) == 0:
+        raise ValueError("accuracy needs at least one example, got none")
+    return (logits.argmax(1) == y).float().mean().item()
 
 
 def fit(

@@ -34,6 +34,8 @@ __all__ = [
     "ClaimFailed",
     "Trials",
     "Comparison",
+    "MIN_SEEDS",
+    "check_n_seeds",
     "trial_seeds",
     "run_trials",
     "compare",
@@ -43,7 +45,8 @@ __all__ = [
 ]
 
 CLAIMS_MIME = "application/vnd.retune.claim+json"
-MIN_SEEDS = 3  # a claim from fewer seeds is a coin toss: refuse it
+MIN_SEEDS = 3  #: a claim from fewer paired seeds is a coin toss: refuse it
+MAX_SEEDS = 100  #: trial_seeds(seed, n) numbers a run's trials seed * 100 + i: more would reach the next seed's
 
 
 class ClaimFailed(AssertionError):
@@ -155,17 +158,35 @@ class Trials:
         return self.n
 
 
+def check_n_seeds(n_seeds: int) -> int:
+    """Return ``n_seeds`` as an int if a claim can rest on that many paired trials: from 3 (:data:`MIN_SEEDS`) to 100.
+
+    The one place the minimum is enforced: :func:`trial_seeds` calls it, and so can a notebook's parameters cell.
+
+    >>> check_n_seeds(5)
+    5
+    >>> check_n_seeds(2)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_seeds must be at least 3 (a claim needs 3 paired trials), got 2
+    """
+    n = check_range("n_seeds", n_seeds, integer=True)
+    if n < MIN_SEEDS:
+        raise ValueError(f"n_seeds must be at least {MIN_SEEDS} (a claim needs {MIN_SEEDS} paired trials), got {n}")
+    if n > MAX_SEEDS:
+        raise ValueError(f"n_seeds must be at most {MAX_SEEDS}, got {n}")
+    return n
+
+
 def trial_seeds(seed: int, n: int) -> list[int]:
     """The ``n`` seeds a notebook run at ``seed`` uses for its trials: disjoint for different ``seed``.
+
+    ``n`` is checked by :func:`check_n_seeds` (3 to 100).
 
     >>> trial_seeds(0, 3), trial_seeds(1, 3)
     ([0, 1, 2], [100, 101, 102])
     """
-    from .checks import check_nonnegative_int, check_positive_int
-
-    seed, n = check_nonnegative_int(seed=seed), check_positive_int(n_seeds=n)
-    if n > 100:
-        raise ValueError(f"n_seeds must be at most 100, got {n}")
+    seed, n = check_nonnegative_int(seed=seed), check_n_seeds(n)
     return [seed * 100 + i for i in range(n)]
 
 

@@ -36,6 +36,55 @@ def test_per_class_and_bad_k(digits):
         digits.per_class(0)
 
 
+def _per_class_before_per_class_indices(data: rt.ImageSet, k: int, seed: int) -> rt.ImageSet:
+    """ImageSet.per_class as it was written before per_class_indices existed: the reference the lessons' numbers rest on."""
+    g = torch.Generator().manual_seed(seed)
+    y = data.y.cpu()
+    picks = []
+    for c in range(data.num_classes):
+        members = (y == c).nonzero().flatten()
+        picks.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return data.subset(torch.cat(picks).to(data.y.device), f"{data.name}[k={k}]")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 7, 123])
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_per_class_picks_what_it_picked_before_per_class_indices(digits, seed, k):
+    train, _ = digits.split(0.3, seed=0)
+    for data in (digits, train):
+        old, new = _per_class_before_per_class_indices(data, k, seed), data.per_class(k, seed=seed)
+        assert torch.equal(new.x, old.x) and torch.equal(new.y, old.y) and new.name == old.name
+        idx = rt.per_class_indices(data.y, k, seed=seed)
+        assert torch.equal(data.x[idx], old.x)
+
+
+def test_per_class_indices_seed_or_generator():
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])
+    idx = rt.per_class_indices(y, 2, seed=3)
+    assert idx.dtype == torch.int64 and y[idx].tolist() == [0, 0, 1, 1, 2, 2] and len(set(idx.tolist())) == 6
+    assert torch.equal(rt.per_class_indices(y, 2, seed=torch.Generator().manual_seed(3)), idx)  # the same stream
+    g = torch.Generator().manual_seed(3)
+    first, second = rt.per_class_indices(y, 2, seed=g), rt.per_class_indices(y, 2, seed=g)
+    assert torch.equal(first, idx) and not torch.equal(second, first)  # a generator's state advances
+    assert rt.per_class_indices(y, 3, seed=0)[:3].sort().values.tolist() == [0, 3, 6]  # k = its size: all of class 0
+
+
+def test_per_class_indices_refuses_in_one_line():
+    y = torch.tensor([0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"^k=2 labels per class is more than this set has: its smallest class holds 1$"):
+        rt.per_class_indices(y, 2)
+    with pytest.raises(ValueError, match="k=1 labels per class is more than this set has: its smallest class holds 0"):
+        rt.per_class_indices(y, 1, num_classes=4)  # class 3 has no example
+    with pytest.raises(ValueError, match="labels hold class 2, out of range: there are 2 classes"):
+        rt.per_class_indices(y, 1, num_classes=2)
+    with pytest.raises(ValueError, match="labels must be a 1-d tensor of integer class indices, got a 1-d torch.float32"):
+        rt.per_class_indices(y.float(), 1)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        rt.per_class_indices(y, 0)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        rt.per_class_indices(y, 1, seed=-1)
+
+
 def test_only_classes_relabels(digits):
     s = digits.only_classes(["7", 2])
     assert s.classes == ("7", "2") and set(s.y.tolist()) == {0, 1}
