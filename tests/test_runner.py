@@ -153,23 +153,25 @@ def test_claims_records_name_the_shipped_weights(tmp_path, monkeypatch):
     assert loaded == [] and stale == ["claims seed 0 threads 1 (another base)"]
 
 
-def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice():
+def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice(monkeypatch):
     """A kernel channel's get_msg never waits longer than one slice: a reply whose zmq wake-up was lost is picked up
     by the next slice's real poll (it used to cost the whole 240 s cell timeout)."""
     import asyncio
-    import time
     from queue import Empty
     from types import SimpleNamespace
 
     class Channel:
-        def __init__(self, ready_after):
-            self.calls, self.ready_after = [], ready_after
+        def __init__(self, ready_after, clock=None):
+            self.calls, self.ready_after, self.clock = [], ready_after, clock
 
         async def get_msg(self, timeout=None):
             self.calls.append(timeout)
             if len(self.calls) > self.ready_after:
                 return {"msg": "reply"}
-            await asyncio.sleep(timeout)
+            if self.clock is None:
+                await asyncio.sleep(timeout)
+            else:  # a wait that times out moves the runner's clock on by the timeout, in no time
+                self.clock.now += timeout
             raise Empty
 
     kc = SimpleNamespace(shell_channel=Channel(ready_after=2), iopub_channel=Channel(ready_after=0))
@@ -180,13 +182,15 @@ def test_channel_waits_are_sliced_so_a_lost_wakeup_costs_one_slice():
     assert asyncio.run(kc.iopub_channel.get_msg(timeout=None)) == {"msg": "reply"}
     assert kc.iopub_channel.calls == [0.01]  # "wait forever" is sliced too
 
-    never = SimpleNamespace(shell_channel=Channel(ready_after=10**9), iopub_channel=Channel(ready_after=0))
-    notebook_runs.short_channel_waits(never, step=0.01)
-    t0 = time.monotonic()
-    with pytest.raises(Empty):  # the overall timeout still holds
-        asyncio.run(never.shell_channel.get_msg(timeout=0.05))
-    assert 0.05 <= time.monotonic() - t0 < 1.0
-    assert len(never.shell_channel.calls) >= 5 and max(never.shell_channel.calls) <= 0.01
+    # the overall timeout still holds: slices until it is spent, the last one cut to what is left, then Empty
+    # (the runner reads a fake clock that only the waits move: no wall time is measured)
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(notebook_runs, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    never = SimpleNamespace(shell_channel=Channel(ready_after=10**9, clock=clock), iopub_channel=Channel(ready_after=0))
+    notebook_runs.short_channel_waits(never, step=0.25)
+    with pytest.raises(Empty):
+        asyncio.run(never.shell_channel.get_msg(timeout=0.625))
+    assert never.shell_channel.calls == [0.25, 0.25, 0.125] and clock.now == 1000.625
 
 
 def test_papermill_runs_use_the_sliced_channel_waits(tmp_path, monkeypatch):
