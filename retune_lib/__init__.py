@@ -12,9 +12,11 @@ Modules by concept, from the bottom of the import graph up:
 * :mod:`~retune_lib.checks` — argument checks (one-line errors); :mod:`~retune_lib.cache` — checked files on disk;
 * :mod:`~retune_lib.data` — :class:`ImageSet`, the target digits and loaders; :mod:`~retune_lib.pen`,
   :mod:`~retune_lib.real_digits`, :mod:`~retune_lib.glyphs` — the source set the base is pretrained on;
-* :mod:`~retune_lib.training`, :mod:`~retune_lib.weights`, :mod:`~retune_lib.models` — fit, the shipped weights, the base;
-* one module per lesson's technique: :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`, :mod:`~retune_lib.heads`,
-  :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`, :mod:`~retune_lib.distillation`;
+* :mod:`~retune_lib.training`, :mod:`~retune_lib.weights`, :mod:`~retune_lib.models` — fit, the shipped weights,
+  the base;
+* one module per lesson's technique: :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
+  :mod:`~retune_lib.heads`, :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`,
+  :mod:`~retune_lib.distillation`;
 * :mod:`~retune_lib.trials` — claims over paired seeds; :mod:`~retune_lib.plots`;
 * :mod:`~retune_lib.notebook_runs` — running notebooks, their recorded metrics; :mod:`~retune_lib.claims` — the
   claims report; :mod:`~retune_lib.runner` — the ``retune`` command.

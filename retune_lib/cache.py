@@ -87,7 +87,8 @@ def tensor_digest(payload: Any) -> str:
 
     What a cache file is checked against, and what a base's weights are named by (its first 12 digits).
 
-    >>> tensor_digest({"w": torch.zeros(2)}) == tensor_digest({"w": torch.zeros(2)}) != tensor_digest({"w": torch.ones(2)})
+    >>> zeros, ones = {"w": torch.zeros(2)}, {"w": torch.ones(2)}
+    >>> tensor_digest(zeros) == tensor_digest({"w": torch.zeros(2)}) != tensor_digest(ones)
     True
     """
     h = hashlib.sha256()

@@ -258,7 +258,9 @@ def check_labels(y: Any, name: str = "labels") -> torch.Tensor:
     return y
 
 
-def check_class_targets(y: Any, logits: torch.Tensor, name: str = "target", logits_name: str = "logits") -> torch.Tensor:
+def check_class_targets(
+    y: Any, logits: torch.Tensor, name: str = "target", logits_name: str = "logits"
+) -> torch.Tensor:
     """``y`` checked as class indices for ``logits`` (N x C): a 1-d integer tensor of N labels in 0..C-1 on the
     logits' device. One ``aminmax`` reads the range (a device sync on a GPU).
 

@@ -220,7 +220,7 @@ def per_class_indices(
 
 
 def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``N x C x H x W`` images resized to ``size`` x ``size`` (bilinear; antialiased when shrinking), clamped to [0, 1].
+    """Resize ``N x C x H x W`` images to ``size`` x ``size``: bilinear (antialiased when shrinking), clamped to [0, 1].
 
     >>> resize_images(torch.ones(2, 1, 8, 8), 16).shape
     torch.Size([2, 1, 16, 16])

@@ -105,7 +105,8 @@ def map_logits(
         group = list(group)
         if not group:
             raise ValueError(f"student class {i} has no teacher class")
-        group = [check_range(f"a teacher class for student class {i}", c, 0, z.shape[1] - 1, integer=True) for c in group]
+        name = f"a teacher class for student class {i}"
+        group = [check_range(name, c, 0, z.shape[1] - 1, integer=True) for c in group]
         for c in group:
             if c in seen:
                 raise ValueError(f"teacher class {c} appears in more than one group")

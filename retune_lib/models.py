@@ -33,7 +33,14 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from .cache import CacheError, cache_dir, load_checked, save_checked, tensor_digest
-from .checks import check_choice, check_nonnegative_int, check_positive_float, check_positive_int, check_range, is_integer
+from .checks import (
+    check_choice,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+    check_range,
+    is_integer,
+)
 from .weights import BASE_WEIGHTS
 
 __all__ = ["SmallResNet", "PretrainRecipe", "build_base", "load_base", "base_path", "source_accuracy", "resnet18"]

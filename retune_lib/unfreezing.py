@@ -19,7 +19,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from .checks import check_choice, check_module, check_nonnegative_int, check_positive_float, check_positive_int, check_range
+from .checks import (
+    check_choice,
+    check_module,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+    check_range,
+)
 from .heads import BN_POLICIES, find_aux_heads, find_head, freeze, unfreeze
 
 __all__ = ["layer_groups", "discriminative_lr", "freeze_to", "gradual_unfreeze", "fine_tune"]
