@@ -74,13 +74,6 @@ def scratch_equivalent(ks: list[int], scratch: list[float], accuracy: float) -> 
     return None
 
 
-def _tensor_digest(rt, weights) -> str:
-    """The shipped file's tensor digest, the name a cached build goes by: equal digests mean equal weights."""
-    from retune_lib.cache import _digest
-
-    return _digest(torch.load(rt.weights_path(weights), map_location="cpu", weights_only=True))[:12]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="paired trials per k (default 5)")
@@ -115,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     import sklearn
 
     import retune_lib as rt
+    from retune_lib.weights import tensor_digest_of
 
     if args.shipped and args.recipe != "{}":
         p.error("--shipped benchmarks the shipped weights; --recipe builds another base (give one of them)")
@@ -132,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"default recipe in {shipped.meta['build_seconds']:.1f} s ({shipped.meta['built']}); "
                      f"verified load: **{cached_load:.2f} s**.")
     else:
-        same = info["weights"] == _tensor_digest(rt, shipped)
+        same = info["weights"] == tensor_digest_of(shipped)
         base_line = (f"- First build: **{info['build_seconds']:.1f} s** (rendering {info['render_seconds']:.1f} s; load "
                      f"call {first_load:.1f} s); cached load: **{cached_load:.2f} s**."
                      + (f" The shipped weights (`{shipped.file}`) read source accuracy "

@@ -7,9 +7,19 @@ One import gives the fixed names the notebooks use::
     base = rt.load_base()
     history = rt.fit(model, train, test, epochs=5)
 
-Modules by concept: :mod:`~retune_lib.data`, :mod:`~retune_lib.models`, :mod:`~retune_lib.weights`, :mod:`~retune_lib.training`,
-:mod:`~retune_lib.heads`, :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`, :mod:`~retune_lib.distillation`, :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
-:mod:`~retune_lib.trials`, :mod:`~retune_lib.plots`, :mod:`~retune_lib.cache`, :mod:`~retune_lib.checks`, :mod:`~retune_lib.runner`.
+Modules by concept, from the bottom of the import graph up:
+
+* :mod:`~retune_lib.checks` — argument checks (one-line errors); :mod:`~retune_lib.cache` — checked files on disk;
+* :mod:`~retune_lib.data` — :class:`ImageSet`, the target digits and loaders; :mod:`~retune_lib.pen`,
+  :mod:`~retune_lib.real_digits`, :mod:`~retune_lib.glyphs` — the source set the base is pretrained on;
+* :mod:`~retune_lib.training`, :mod:`~retune_lib.weights`, :mod:`~retune_lib.models` — fit, the shipped weights,
+  the base;
+* one module per lesson's technique: :mod:`~retune_lib.outputs`, :mod:`~retune_lib.gradients`,
+  :mod:`~retune_lib.heads`, :mod:`~retune_lib.expansion`, :mod:`~retune_lib.losses`, :mod:`~retune_lib.unfreezing`,
+  :mod:`~retune_lib.distillation`;
+* :mod:`~retune_lib.trials` — claims over paired seeds; :mod:`~retune_lib.plots`;
+* :mod:`~retune_lib.notebook_runs` — running notebooks, their recorded metrics; :mod:`~retune_lib.claims` — the
+  claims report; :mod:`~retune_lib.runner` — the ``retune`` command.
 """
 
 from __future__ import annotations
@@ -19,13 +29,16 @@ from .checks import (
     check_choice,
     check_fraction,
     check_int_list,
+    check_module,
     check_nonnegative_int,
     check_positive_float,
     check_positive_int,
+    check_range,
 )
-from .data import DATASETS, IMAGE_SIZE, SOURCE_CLASSES, ImageSet, load_dataset, load_digits, load_mnist, mnist_5k, render_glyphs, rotate
+from .data import DATASETS, IMAGE_SIZE, ImageSet, load_dataset, load_digits, load_mnist, per_class_indices, rotate
 from .distillation import kd_loss, map_logits
 from .expansion import expand_classes, lwf_loss, split_class, swap_parameters
+from .glyphs import SOURCE_CLASSES, render_glyphs
 from .gradients import GradientReport, gradient_flow
 from .losses import (
     WEIGHT_SCHEMES,
@@ -50,15 +63,28 @@ from .heads import (
 )
 from .models import PretrainRecipe, SmallResNet, base_path, build_base, load_base, resnet18, source_accuracy
 from .weights import BASE_WEIGHTS, Weights, WeightsError, weights_path
+from .notebook_runs import read_metrics, record_metrics
 from .outputs import BoundedOutput, soft_threshold, ste_round, ste_threshold, straight_through
+from .real_digits import mnist_5k
 from .plots import plot_confusion, plot_curves, plot_history, plot_per_class, show_images
-from .runner import read_metrics, record_metrics
-from .trials import ClaimFailed, Comparison, Trials, claim, compare, read_claims, run_trials, trial_seeds, trials_table
+from .trials import (
+    ClaimFailed,
+    Comparison,
+    Trials,
+    check_n_seeds,
+    claim,
+    compare,
+    read_claims,
+    run_trials,
+    trial_seeds,
+    trials_table,
+)
 from .unfreezing import discriminative_lr, fine_tune, freeze_to, gradual_unfreeze, layer_groups
 from .training import (
     DEVICES,
     History,
     TrainingDiverged,
+    accuracy,
     count_parameters,
     evaluate,
     fit,

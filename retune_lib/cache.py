@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["cache_dir", "save_checked", "load_checked", "CacheError"]
+__all__ = ["cache_dir", "save_checked", "load_checked", "tensor_digest", "CacheError"]
 
 _FORMAT = 1
 
@@ -82,7 +82,15 @@ def _tensors(obj: Any, prefix: str = ""):
             yield from _tensors(v, f"{prefix}/{i}")
 
 
-def _digest(payload: Any) -> str:
+def tensor_digest(payload: Any) -> str:
+    """SHA-256 over every tensor in ``payload`` (nested dicts, lists, tuples): names, dtypes, shapes and bytes.
+
+    What a cache file is checked against, and what a base's weights are named by (its first 12 digits).
+
+    >>> zeros, ones = {"w": torch.zeros(2)}, {"w": torch.ones(2)}
+    >>> tensor_digest(zeros) == tensor_digest({"w": torch.zeros(2)}) != tensor_digest(ones)
+    True
+    """
     h = hashlib.sha256()
     for name, t in _tensors(payload):
         t = t.detach().cpu().contiguous()
@@ -106,7 +114,7 @@ def save_checked(payload: dict, name: str | os.PathLike) -> pathlib.Path:
     _check_storable(payload)
     path = _path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"format": _FORMAT, "digest": _digest(payload), "payload": payload}
+    record = {"format": _FORMAT, "digest": tensor_digest(payload), "payload": payload}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -132,6 +140,6 @@ def load_checked(name: str | os.PathLike) -> dict:
         raise CacheError(f"cached file {path} is unreadable ({type(e).__name__}: {reason[:120]})") from None
     if not isinstance(record, dict) or record.get("format") != _FORMAT or "payload" not in record:
         raise CacheError(f"cached file {path} is not a retune cache file of format {_FORMAT}")
-    if _digest(record["payload"]) != record.get("digest"):
+    if tensor_digest(record["payload"]) != record.get("digest"):
         raise CacheError(f"cached file {path} is corrupted: its contents do not match the stored digest")
     return record["payload"]

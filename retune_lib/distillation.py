@@ -18,8 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import _is_int, _scalar, check_fraction, check_positive_float
-from .losses import _class_targets
+from .checks import check_class_targets, check_fraction, check_positive_float, check_range, is_integer
 
 __all__ = ["kd_loss", "map_logits"]
 
@@ -70,7 +69,7 @@ def kd_loss(
         return soft
     if labels is None:
         raise ValueError("alpha > 0 weighs a cross-entropy on labels: pass labels, or alpha=0 for the soft loss alone")
-    labels = _class_targets(labels, s, "labels", "student_logits")
+    labels = check_class_targets(labels, s, "labels", "student_logits")
     return alpha * F.cross_entropy(s, labels) + (1 - alpha) * soft
 
 
@@ -99,16 +98,16 @@ def map_logits(
     seen: set[int] = set()
     index = []
     for i, group in enumerate(groups):
-        if _is_int(group):
+        if is_integer(group):
             group = [group]
         elif isinstance(group, (str, bytes)) or not isinstance(group, Iterable):
             raise TypeError(f"groups[{i}] must be a teacher class or a list of them, got {group!r}")
-        group = [int(_scalar(c)) if _is_int(c) else c for c in group]
+        group = list(group)
         if not group:
             raise ValueError(f"student class {i} has no teacher class")
+        name = f"a teacher class for student class {i}"
+        group = [check_range(name, c, 0, z.shape[1] - 1, integer=True) for c in group]
         for c in group:
-            if not _is_int(c) or not 0 <= c < z.shape[1]:
-                raise ValueError(f"teacher class {c!r} (for student class {i}) is out of range 0..{z.shape[1] - 1}")
             if c in seen:
                 raise ValueError(f"teacher class {c} appears in more than one group")
             seen.add(c)

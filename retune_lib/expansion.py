@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_choice, check_positive_float, check_positive_int
-from .heads import _set, find_head
+from .checks import check_choice, check_positive_float, check_positive_int, check_range
+from .heads import find_head, set_submodule
 
 __all__ = ["INITS", "expand_classes", "split_class", "swap_parameters", "lwf_loss"]
 
@@ -73,7 +73,7 @@ def expand_classes(model: nn.Module, n_new: int, init: str = "default", name: st
     new.weight.requires_grad_(head.weight.requires_grad)
     if head.bias is not None:
         new.bias.requires_grad_(head.bias.requires_grad)
-    _set(model, head_name, new)
+    set_submodule(model, head_name, new)
     return new
 
 
@@ -100,10 +100,8 @@ def split_class(
     """
     check_choice("keep", keep, SPLIT_KEEPS)
     head_name, head = _linear_head(model, name)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < head.out_features:
-        raise ValueError(f"class index {index!r} out of range 0..{head.out_features - 1}")
-    if isinstance(n_children, bool) or not isinstance(n_children, int) or n_children < 2:
-        raise ValueError(f"n_children must be an integer >= 2, got {n_children!r}")
+    index = check_range("index", index, 0, head.out_features - 1, integer=True)
+    n_children = check_range("n_children", n_children, 2, integer=True)
     old = head.out_features
     new = _grown(head, old + n_children - 1)
     with torch.no_grad():
@@ -116,7 +114,7 @@ def split_class(
                 new.bias[[index] + list(range(old, old + n_children - 1))] -= math.log(n_children)
         elif keep == "probabilities":
             raise ValueError("keep='probabilities' adjusts the children's biases; this layer has no bias")
-    _set(model, head_name, new)
+    set_submodule(model, head_name, new)
     return new, [index] + list(range(old, old + n_children - 1))
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checks import check_module
+
 __all__ = ["GradientReport", "gradient_flow"]
 
 
@@ -60,8 +62,7 @@ def gradient_flow(model: nn.Module, loss_fn: Callable[[], torch.Tensor]) -> Grad
     A ``backward`` that fails (e.g. the loss does not require grad because a threshold cut the graph)
     is reported in ``error`` rather than raised, so a notebook can show it. Gradients are cleared after.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"gradient_flow needs a torch.nn.Module, got {type(model).__name__}")
+    check_module(model, "gradient_flow")
     if not callable(loss_fn):
         raise TypeError("gradient_flow needs a function that computes the loss, e.g. lambda: loss(model(x), y)")
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

@@ -18,12 +18,11 @@ True
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from .checks import _is_int, _scalar, check_choice, check_positive_int
+from .checks import check_choice, check_module, check_positive_int, check_range
 
 __all__ = [
     "HEAD_NAMES",
@@ -38,16 +37,12 @@ __all__ = [
     "trainable_summary",
     "features",
     "EvalBatchNorm2d",
+    "set_submodule",
 ]
 
 HEAD_NAMES = ("fc", "classifier", "head", "heads")
 BN_POLICIES = ("eval", "train")
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-
-def _check_model(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
 
 
 def _linear_names(model: nn.Module) -> list[str]:
@@ -93,7 +88,7 @@ def find_head(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module
     >>> find_head(squeezenet1_1(weights=None))
     ('classifier.1', Conv2d(512, 1000, kernel_size=(1, 1), stride=(1, 1)))
     """
-    _check_model(model)
+    check_module(model)
     if name is not None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a dotted module name such as 'fc' or 'classifier.3', got {name!r}")
@@ -128,7 +123,7 @@ def find_aux_heads(model: nn.Module) -> list[tuple[str, nn.Module]]:
     >>> find_aux_heads(nn.Sequential(nn.Linear(4, 2)))
     []
     """
-    _check_model(model)
+    check_module(model)
     main_name, main = find_head(model)
     classes = _out_features(main)
     found = []
@@ -153,7 +148,15 @@ def _out_features(layer: nn.Module) -> int | None:
     return None
 
 
-def _set(model: nn.Module, name: str, new: nn.Module) -> None:
+def set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put ``new`` in place of ``model``'s submodule at the dotted ``name`` (``"fc"``, ``"classifier.3"``).
+
+    What ``nn.Module.set_submodule`` does from torch 2.5 on; the library supports torch 2.4 too.
+
+    >>> seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    >>> set_submodule(seq, "1", nn.Tanh()); seq[1]
+    Tanh()
+    """
     parent_name, _, leaf = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     if isinstance(parent, (nn.Sequential, nn.ModuleList)) and leaf.isdigit():
@@ -210,18 +213,16 @@ def replace_head(
     if isinstance(new, nn.Module):
         if bias is not None:
             raise ValueError("bias applies when new is a number of classes; a replacement module brings its own layers")
-        _set(model, head_name, _placed(new, old))
+        set_submodule(model, head_name, _placed(new, old))
         return new
-    if not _is_int(new) or int(_scalar(new)) < 1:
-        raise ValueError(f"the new head needs a positive number of output classes, got {_scalar(new)!r}")
-    classes = int(_scalar(new))
+    classes = check_range("new", new, 1, integer=True, allowed="a positive number of output classes")
     aux = []
     if name is None or name == _auto_head_name(model):
         aux = find_aux_heads(model)
     layer = _placed(_new_layer(old, head_name, classes, bias), old)
-    _set(model, head_name, layer)
+    set_submodule(model, head_name, layer)
     for aux_name, aux_old in aux:
-        _set(model, aux_name, _placed(_new_layer(aux_old, aux_name, classes, bias), aux_old))
+        set_submodule(model, aux_name, _placed(_new_layer(aux_old, aux_name, classes, bias), aux_old))
     return layer
 
 
@@ -303,7 +304,7 @@ def freeze(model: nn.Module, modules=None, bn: str = "eval") -> nn.Module:
     >>> freeze(m).train()[1].training
     False
     """
-    _check_model(model)
+    check_module(model)
     check_choice("bn", bn, BN_POLICIES)
     for _, mod in _select(model, modules):
         mod.requires_grad_(False)
@@ -313,7 +314,7 @@ def freeze(model: nn.Module, modules=None, bn: str = "eval") -> nn.Module:
 
 def unfreeze(model: nn.Module, modules=None) -> nn.Module:
     """Make ``modules`` (default: all) trainable again and release their batch norm to follow ``train()``."""
-    _check_model(model)
+    check_module(model)
     for _, mod in _select(model, modules):
         mod.requires_grad_(True)
         _set_bn_policy(mod, frozen=False)
@@ -327,11 +328,12 @@ def recalibrate_bn(model: nn.Module, data, batch_size: int = 256, device=None) -
     Statistics are reset and averaged over all of ``data`` (``momentum=None``) in one pass; the model
     comes back in eval mode.
     """
-    from .training import _batches, _model_device, select_device
+    from .data import batches
+    from .training import model_device, select_device
 
-    _check_model(model)
+    check_module(model)
     check_positive_int(batch_size=batch_size)
-    dev = _model_device(model) if device is None else select_device(device)
+    dev = model_device(model) if device is None else select_device(device)
     bns = [m for m in model.modules() if isinstance(m, _BN)]
     if not bns:
         raise ValueError("the model has no batch-norm layers to recalibrate")
@@ -343,7 +345,7 @@ def recalibrate_bn(model: nn.Module, data, batch_size: int = 256, device=None) -
         m.__class__ = _PLAIN_OF.get(type(m), type(m))
         m.train()
     try:
-        for xb, _ in _batches(data, batch_size, False, None, dev):
+        for xb, _ in batches(data, batch_size, False, None, dev):
             model(xb)
     finally:
         for m, (momentum, cls) in zip(bns, saved):
@@ -359,7 +361,7 @@ def count_trainable(model: nn.Module) -> int:
     >>> count_trainable(freeze(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 3)), "0"))
     9
     """
-    _check_model(model)
+    check_module(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -383,7 +385,7 @@ def trainable_summary(model: nn.Module) -> _Summary:
     The batch-norm column says ``frozen (eval)`` when the layers' statistics are held,
     ``adapting`` when they follow ``train()``, ``-`` when there are none.
     """
-    _check_model(model)
+    check_module(model)
     rows = _Summary()
     for name, mod in list(model.named_children()) + [("total", model)]:
         total = sum(p.numel() for p in mod.parameters())
@@ -409,8 +411,8 @@ def features(model: nn.Module, data, batch_size: int = 512, device=None, head: s
     from .training import predict
 
     head_name, old = find_head(model, head)
-    _set(model, head_name, nn.Identity())
+    set_submodule(model, head_name, nn.Identity())
     try:
         return predict(model, data, batch_size=batch_size, device=device)
     finally:
-        _set(model, head_name, old)
+        set_submodule(model, head_name, old)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_choice, check_positive_int, label_range_problem
+from .checks import check_choice, check_class_targets, check_labels, check_positive_int, check_range, check_tensor
 
 __all__ = [
     "WEIGHT_SCHEMES", "class_weights", "target_weights", "weighted_mse_loss", "focal_loss", "FocalLoss",
@@ -34,43 +34,10 @@ WEIGHT_SCHEMES = ("inverse", "sqrt", "effective")
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _labels(y, name: str = "labels") -> torch.Tensor:
-    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-        got = f"a {y.dim()}-d {y.dtype} tensor" if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ValueError(f"{name} must be a 1-d tensor of integer class indices, got {got}")
-    return y
-
-
-def _class_targets(y, logits: torch.Tensor, name: str = "target", logits_name: str = "logits") -> torch.Tensor:
-    """``y`` checked as class indices for ``logits`` (N x C): a 1-d integer tensor of N labels in 0..C-1 on the
-    logits' device. One ``aminmax`` reads the range (a device sync on a GPU)."""
-    y = _labels(y, name)
-    if len(y) != len(logits):
-        raise ValueError(f"{logits_name} has {len(logits)} rows but {name} has {len(y)} labels")
-    if y.device != logits.device:
-        raise ValueError(f"{name} is on {y.device} but {logits_name} is on {logits.device}; put them on the same device")
-    problem = label_range_problem(y, logits.shape[1], f"{name} holds", f"{logits_name} has {logits.shape[1]} classes")
-    if problem:
-        raise ValueError(problem)
-    return y
-
-
 def _float_logits(t, name: str = "logits") -> torch.Tensor:
     if not isinstance(t, torch.Tensor) or t.dim() != 2 or not t.is_floating_point():
         got = f"shape {tuple(t.shape)}, {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
         raise ValueError(f"{name} must be an N x C float tensor, got {got}")
-    return t
-
-
-def _check_gamma(gamma) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < math.inf:
-        raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
-    return gamma
-
-
-def _tensor(t, name: str) -> torch.Tensor:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     return t
 
 
@@ -84,7 +51,7 @@ def class_weights(labels: torch.Tensor, num_classes: int | None = None, scheme: 
     >>> class_weights(torch.tensor([0, 0, 0, 1]), 2, scheme="sqrt")
     tensor([0.8453, 1.4641])
     """
-    labels = _labels(labels)
+    labels = check_labels(labels)
     check_choice("scheme", scheme, WEIGHT_SCHEMES)
     if len(labels) == 0:
         raise ValueError("labels is empty: there is nothing to count")
@@ -103,8 +70,7 @@ def class_weights(labels: torch.Tensor, num_classes: int | None = None, scheme: 
     elif scheme == "sqrt":
         w = counts.rsqrt()
     else:
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
-            raise ValueError(f"beta must be a number in [0, 1), got {beta!r}")
+        check_range("beta", beta, 0, 1, high_open=True)
         w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), counts))
     w = w * counts.sum() / (w * counts).sum()  # mean weight over the examples = 1
     return w.float().to(labels.device)
@@ -129,8 +95,7 @@ def target_weights(targets: torch.Tensor, bins: int = 18, smooth: float = 0.0, v
     bins = check_positive_int(bins=bins)
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
-    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth < math.inf:
-        raise ValueError(f"smooth must be a number >= 0 (Gaussian sigma in bins), got {smooth!r}")
+    check_range("smooth", smooth, 0, allowed="a number >= 0 (Gaussian sigma in bins)")
     lo, hi = (float(t.min()), float(t.max())) if value_range is None else map(float, value_range)
     if not lo < hi:
         raise ValueError(f"value_range must have low < high, got ({lo}, {hi})")
@@ -157,9 +122,9 @@ def weighted_mse_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Te
     >>> weighted_mse_loss(torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 0.0]), torch.tensor([3.0, 1.0]))
     tensor(3.)
     """
-    _tensor(pred, "pred"), _tensor(target, "target")
+    check_tensor(pred, "pred"), check_tensor(target, "target")
     if weight is not None:
-        _tensor(weight, "weight")
+        check_tensor(weight, "weight")
     if pred.dim() == 2 and pred.shape[1] == 1 and target.dim() == 1:
         pred = pred[:, 0]
     if pred.shape != target.shape:
@@ -188,8 +153,8 @@ def focal_loss(
     True
     """
     _float_logits(logits)
-    target = _class_targets(target, logits)
-    _check_gamma(gamma)
+    target = check_class_targets(target, logits)
+    check_range("gamma", gamma, 0)
     check_choice("reduction", reduction, REDUCTIONS)
     if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != (logits.shape[1],)):
         got = f"shape {tuple(weight.shape)}" if isinstance(weight, torch.Tensor) else type(weight).__name__
@@ -211,10 +176,10 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None, reduction: str = "mean"):
         super().__init__()
-        _check_gamma(gamma)
+        check_range("gamma", gamma, 0)
         check_choice("reduction", reduction, REDUCTIONS)
         if weight is not None:
-            _tensor(weight, "weight")
+            check_tensor(weight, "weight")
         self.gamma, self.reduction = gamma, reduction
         self.register_buffer("weight", weight)
 
@@ -232,7 +197,7 @@ def one_hot_targets(labels: torch.Tensor, num_classes: int, dtype: torch.dtype =
     tensor([[0., 0., 1.],
             [0., 0., 0.]])
     """
-    labels = _labels(labels)
+    labels = check_labels(labels)
     num_classes = check_positive_int(num_classes=num_classes)
     if len(labels) and (labels.min() < -1 or labels.max() >= num_classes):
         bad = int(labels.min()) if labels.min() < -1 else int(labels.max())
@@ -252,7 +217,7 @@ def bce_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tenso
     >>> round(bce_loss(torch.zeros(2, 3), torch.tensor([0, -1])).item(), 4)  # log 2: every sigmoid at 0.5
     0.6931
     """
-    _tensor(logits, "logits"), _tensor(target, "target")
+    check_tensor(logits, "logits"), check_tensor(target, "target")
     if logits.dim() != 2:
         raise ValueError(f"logits must be N x C, got shape {tuple(logits.shape)}")
     if not target.is_floating_point():

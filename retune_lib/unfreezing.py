@@ -17,11 +17,16 @@
 
 from __future__ import annotations
 
-import math
-
 from torch import nn
 
-from .checks import _is_int, _scalar, check_choice, check_positive_float, check_positive_int
+from .checks import (
+    check_choice,
+    check_module,
+    check_nonnegative_int,
+    check_positive_float,
+    check_positive_int,
+    check_range,
+)
 from .heads import BN_POLICIES, find_aux_heads, find_head, freeze, unfreeze
 
 __all__ = ["layer_groups", "discriminative_lr", "freeze_to", "gradual_unfreeze", "fine_tune"]
@@ -41,8 +46,7 @@ def layer_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
     is split into the feature blocks instead. Auxiliary classifier branches (GoogLeNet's ``aux1``/``aux2``,
     Inception v3's ``AuxLogits``; see :func:`~retune_lib.heads.find_aux_heads`) belong to the head group.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     head_name, _ = find_head(model)
     head_top = head_name.split(".")[0]
     aux_tops = list(dict.fromkeys(n.split(".")[0] for n, _ in find_aux_heads(model)))
@@ -82,8 +86,7 @@ def discriminative_lr(model: nn.Module, lr: float, decay: float = 2.6, weight_de
     decay = check_positive_float(decay=decay)
     if decay < 1:
         raise ValueError(f"decay must be >= 1 (1 = the same rate everywhere), got {decay}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
-        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    check_range("weight_decay", weight_decay, 0)
     groups = layer_groups(model)
     out = []
     for depth, (name, modules) in enumerate(reversed(groups)):
@@ -103,11 +106,8 @@ def freeze_to(model: nn.Module, n: int, bn: str = "eval") -> list[str]:
     """
     check_choice("bn", bn, BN_POLICIES)
     groups = layer_groups(model)
-    if not _is_int(n) or not -len(groups) <= int(_scalar(n)) <= len(groups):
-        raise ValueError(
-            f"n must be an integer from {-len(groups)} to {len(groups)} (the model has {len(groups)} groups), got {_scalar(n)!r}"
-        )
-    n = int(_scalar(n))
+    g = len(groups)
+    n = check_range("n", n, -g, g, integer=True, allowed=f"an integer from {-g} to {g} (the model has {g} groups)")
     if n < 0:
         n += len(groups)
     frozen = [m for _, mods in groups[:n] for m in mods]
@@ -129,9 +129,7 @@ def gradual_unfreeze(model: nn.Module, epoch: int, every: int = 1, bn: str = "ev
     >>> gradual_unfreeze(m, 0), gradual_unfreeze(m, 2)
     (['fc'], ['layer3', 'layer4', 'fc'])
     """
-    if not _is_int(epoch) or int(_scalar(epoch)) < 0:
-        raise ValueError(f"epoch must be an integer >= 0, got {_scalar(epoch)!r}")
-    epoch = int(_scalar(epoch))
+    epoch = check_nonnegative_int(epoch=epoch)
     every = check_positive_int(every=every)
     n_groups = len(layer_groups(model))
     return freeze_to(model, max(0, n_groups - 1 - epoch // every), bn=bn)
@@ -168,11 +166,11 @@ def fine_tune(
     """
     import torch
 
-    from .training import History, _num_batches, fit
+    from .data import num_batches
+    from .training import History, fit
 
     epochs = check_positive_int(epochs=epochs)
-    if isinstance(freeze_epochs, bool) or not isinstance(freeze_epochs, int) or freeze_epochs < 0:
-        raise ValueError(f"freeze_epochs must be an integer >= 0, got {freeze_epochs!r}")
+    freeze_epochs = check_nonnegative_int(freeze_epochs=freeze_epochs)
     lr = check_positive_float(lr=lr)
     history = History()
 
@@ -180,7 +178,7 @@ def fine_tune(
         optimizer = torch.optim.Adam(groups)
         scheduler = None
         if one_cycle:
-            per_epoch = _num_batches(train, batch_size)
+            per_epoch = num_batches(train, batch_size)
             if per_epoch is None:
                 raise ValueError("one_cycle needs data of known length (an ImageSet, a tuple or a sized DataLoader)")
             steps = n_epochs * per_epoch

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Weights", "BASE_WEIGHTS", "WeightsError", "weights_path", "file_sha256", "verify", "read_state_dict",
-           "check_state_dict"]
+__all__ = ["Weights", "BASE_WEIGHTS", "WeightsError", "weights_path", "file_sha256", "verify", "tensor_digest_of",
+           "read_state_dict", "check_state_dict"]
 
 
 class WeightsError(ValueError):
@@ -105,6 +105,20 @@ def verify(weights: Weights = BASE_WEIGHTS) -> str:
             "edited, so it is not loaded; reinstall retune_lib or restore the file from git"
         )
     return actual
+
+
+def tensor_digest_of(weights: Weights = BASE_WEIGHTS) -> str:
+    """The short digest of a shipped file's tensors (:func:`~retune_lib.cache.tensor_digest`, 12 hex digits).
+
+    A base built on this machine is named by the same digest of its weights, so equal digests mean the same
+    tensors bit for bit: how ``retune base --rebuild`` and the benchmark tell a rebuild from the shipped weights.
+
+    >>> len(tensor_digest_of())
+    12
+    """
+    from .cache import tensor_digest
+
+    return tensor_digest(torch.load(weights_path(weights), map_location="cpu", weights_only=True))[:12]
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import retune_lib as rt
-from retune_lib import runner
+from retune_lib import claims, notebook_runs, runner
 
 LIBRARY = pathlib.Path(rt.__file__).resolve().parent
 ERRORS = (ValueError, TypeError, rt.CacheError, rt.TrainingDiverged, FileNotFoundError)
@@ -194,7 +194,7 @@ CASES = [
     ("split-class-of-one", lambda c: imageset(4).split(0.5), r"cannot split 'toy' .*test_fraction=0.5.*least populated class"),
     ("split-test-smaller-than-classes", lambda c: imageset(30, 10).split(0.1), r"cannot split 'toy' .*test_fraction=0.1"),
     ("only_classes-unknown-name", lambda c: imageset().only_classes(["z"]), r"unknown class 'z'"),
-    ("only_classes-index-out-of-range", lambda c: imageset().only_classes([5]), r"class index 5 out of range 0..2"),
+    ("only_classes-index-out-of-range", lambda c: imageset().only_classes([5]), r"class index must be an integer between 0 and 2, got 5"),
     ("only_classes-repeated", lambda c: imageset().only_classes([1, 1]), r"only_classes got a class twice"),
     ("load_dataset-unknown", lambda c: rt.load_dataset("cifar10"), r"dataset='cifar10' is not supported"),
     ("load_mnist-unknown-which", lambda c: rt.load_mnist(c.tmp, "kmnist"), r"which='kmnist' is not supported"),
@@ -314,7 +314,7 @@ CASES = [
     ("expand_classes-zero", lambda c: rt.expand_classes(M(), 0), r"n_new must be a positive integer"),
     ("expand_classes-unknown-init", lambda c: rt.expand_classes(M(), 2, init="zeros"), r"init='zeros' is not supported"),
     ("expand_classes-conv-layer", lambda c: rt.expand_classes(M(), 2, name="conv1"), r"'conv1' is a Conv2d; class expansion supports an nn.Linear"),
-    ("split_class-index-out-of-range", lambda c: rt.split_class(M(), 5), r"class index 5 out of range 0..2"),
+    ("split_class-index-out-of-range", lambda c: rt.split_class(M(), 5), r"index must be an integer between 0 and 2, got 5"),
     ("split_class-one-child", lambda c: rt.split_class(M(), 0, n_children=1), r"n_children must be an integer >= 2, got 1"),
     ("split_class-unknown-keep", lambda c: rt.split_class(M(), 0, keep="logit"), r"keep='logit' is not supported"),
     ("split_class-probabilities-without-bias", lambda c: rt.split_class(nn.Sequential(nn.Linear(3, 3, bias=False)), 0, keep="probabilities"), r"this layer has no bias"),
@@ -347,12 +347,12 @@ CASES = [
     ("kd_loss-alpha-above-one", lambda c: rt.kd_loss(torch.randn(4, 3), torch.randn(4, 3), alpha=1.5), r"alpha must be a number between 0 and 1, got 1.5"),
     ("kd_loss-t-squared-not-bool", lambda c: rt.kd_loss(torch.randn(4, 3), torch.randn(4, 3), t_squared="yes"), r"t_squared must be True or False, got 'yes'"),
     ("map_logits-shared-class", lambda c: rt.map_logits(torch.randn(2, 4), [[0, 1], [1]]), r"teacher class 1 appears in more than one group"),
-    ("map_logits-class-out-of-range", lambda c: rt.map_logits(torch.randn(2, 4), [[0], [7]]), r"teacher class 7 \(for student class 1\) is out of range 0..3"),
+    ("map_logits-class-out-of-range", lambda c: rt.map_logits(torch.randn(2, 4), [[0], [7]]), r"a teacher class for student class 1 must be an integer between 0 and 3, got 7"),
     ("map_logits-single-student-class", lambda c: rt.map_logits(torch.randn(2, 4), [[0, 1]]), r"need at least two student classes"),
     ("map_logits-groups-not-a-list", lambda c: rt.map_logits(torch.randn(2, 4), 5), r"groups must be a list of teacher-class lists .* got int"),
     # --- outputs ------------------------------------------------------------------------------------------------
     ("BoundedOutput-empty-interval", lambda c: rt.BoundedOutput(1.0, 0.0), r"BoundedOutput needs lo < hi, got lo=1.0, hi=0.0"),
-    ("BoundedOutput-nan-bound", lambda c: rt.BoundedOutput(NAN, 1.0), r"finite numbers for lo and hi, got lo=nan"),
+    ("BoundedOutput-nan-bound", lambda c: rt.BoundedOutput(NAN, 1.0), r"lo must be a finite number, got nan"),
     ("BoundedOutput-unknown-kind", lambda c: rt.BoundedOutput(0.0, 1.0, "relu"), r"kind='relu' is not supported"),
     ("BoundedOutput-list-input", lambda c: rt.BoundedOutput(0.0, 1.0)([1.0]), r"BoundedOutput expects a tensor, got list"),
     ("straight_through-shapes", lambda c: rt.straight_through(torch.zeros(2), torch.zeros(3)), r"hard and soft must have the same shape"),
@@ -378,14 +378,14 @@ CASES = [
     ("Trials-nan-value", lambda c: trials(values=(0.5, NAN, 0.7)), r"trials 'a': non-finite values \[nan\]"),
     ("Trials-text-value", lambda c: trials(values=(0.5, "high", 0.7)), r"trials 'a': values must be numbers, got 'high'"),
     ("Trials-fractional-seed", lambda c: trials(seeds=(0, 1.5, 2)), r"trials 'a': seeds must be integers, got 1.5"),
-    ("Trials.ci-confidence", lambda c: trials().ci(2.0), r"confidence must be in \[0.5, 1\), got 2.0"),
+    ("Trials.ci-confidence", lambda c: trials().ci(2.0), r"confidence must be a number in \[0.5, 1\), got 2.0"),
     ("trial_seeds-too-many", lambda c: rt.trial_seeds(0, 101), r"n_seeds must be at most 100, got 101"),
     ("run_trials-no-seeds", lambda c: rt.run_trials(lambda s: 0.0, []), r"run_trials needs at least one seed"),
     ("run_trials-fn-not-callable", lambda c: rt.run_trials(0.5, [0, 1]), r"fn must be callable .* got float"),
     ("run_trials-text-result", lambda c: rt.run_trials(lambda s: "good", [0, 1]), r"fn returned 'good' for seed 0: .*a number or a dict"),
     ("compare-different-seeds", lambda c: rt.compare(trials(), trials("b", seeds=(3, 4, 5))), r"'a' and 'b' were run on different seeds"),
     ("compare-not-trials", lambda c: rt.compare([0.5, 0.6], trials()), r"a must be Trials \(from run_trials\), got list"),
-    ("compare-confidence", lambda c: rt.compare(trials(), 0.5, confidence=1.0), r"confidence must be in \[0.5, 1\), got 1.0"),
+    ("compare-confidence", lambda c: rt.compare(trials(), 0.5, confidence=1.0), r"confidence must be a number in \[0.5, 1\), got 1.0"),
     ("claim-two-seeds", lambda c: rt.claim("a beats 0", trials(seeds=(0, 1), values=(0.5, 0.6))), r"claim 'a beats 0' rests on 2 seed\(s\); use at least 3"),
     ("claim-empty-statement", lambda c: rt.claim("  ", trials()), r"claim needs a statement"),
     ("claim-zero-tolerance", lambda c: rt.claim("a is 0.6", trials(), 0.6, within=0), r"within must be a number > 0, got 0"),
@@ -400,10 +400,10 @@ CASES = [
     ("record_metrics-nan", lambda c: rt.record_metrics({"acc": NAN}), r"metric 'acc' is nan: a notebook must not record a non-finite result"),
     ("record_metrics-empty", lambda c: rt.record_metrics({}), r"record_metrics needs a non-empty dict"),
     ("record_metrics-list-value", lambda c: rt.record_metrics({"acc": [0.5]}), r"metric 'acc' must be a number, string or bool, got list"),
-    ("run_all-unknown-parameter", lambda c: runner.run_all(["01"], c.tmp, {"sede": 1}, echo=False), r"01_differentiable_transforms has no parameter 'sede'; allowed: "),
-    ("notebook_paths-unknown-notebook", lambda c: runner.notebook_paths(["99"]), r"no notebook matches \['99'\]"),
-    ("run_claims-seed-parameter", lambda c: runner.run_claims(["01"], 1, [1], 1, c.tmp, {"seed": 1}, echo=False), r"retune claims sets the seed itself"),
-    ("cell_timeout-not-a-number", lambda c: bad_env(c, "RETUNE_CELL_TIMEOUT", "soon", runner.cell_timeout), r"RETUNE_CELL_TIMEOUT must be a whole number of seconds >= 1, got 'soon'"),
+    ("run_all-unknown-parameter", lambda c: notebook_runs.run_all(["01"], c.tmp, {"sede": 1}, echo=False), r"01_differentiable_transforms has no parameter 'sede'; allowed: "),
+    ("notebook_paths-unknown-notebook", lambda c: notebook_runs.notebook_paths(["99"]), r"no notebook matches \['99'\]"),
+    ("run_claims-seed-parameter", lambda c: claims.run_claims(["01"], 1, [1], 1, c.tmp, {"seed": 1}, echo=False), r"retune claims sets the seed itself"),
+    ("cell_timeout-not-a-number", lambda c: bad_env(c, "RETUNE_CELL_TIMEOUT", "soon", notebook_runs.cell_timeout), r"RETUNE_CELL_TIMEOUT must be a whole number of seconds >= 1, got 'soon'"),
 ]
 
 

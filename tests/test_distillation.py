@@ -77,7 +77,7 @@ def test_map_logits_merges_probability_mass():
     assert torch.allclose(rt.map_logits(z, {0: [3], 1: [1]}), z[:, [3, 1]])  # one-to-one: a column selection
     with pytest.raises(ValueError, match="appears in more than one group"):
         rt.map_logits(z, [[0, 1], [1]])
-    with pytest.raises(ValueError, match=r"teacher class 7 \(for student class 1\) is out of range 0..4"):
+    with pytest.raises(ValueError, match=r"a teacher class for student class 1 must be an integer between 0 and 4, got 7"):
         rt.map_logits(z, [[0], [7]])
     with pytest.raises(ValueError, match="student class 1 has no teacher class"):
         rt.map_logits(z, [[0], []])

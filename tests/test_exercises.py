@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from retune_lib import runner
+from retune_lib import notebook_runs
 from retune_lib.trials import read_claims
 
 pytestmark = pytest.mark.exercises
@@ -173,7 +173,7 @@ def test_exercise_outcome(name, tmp_path, monkeypatch):
     # exercises run costlier settings than the defaults: 00's first runs one 150 s cell on an idle 2-core machine
     monkeypatch.setenv("RETUNE_CELL_TIMEOUT", "1800")
     prefix, parameters, check, *then = EXERCISES[name]
-    then = [runner.notebooks_dir().parent / f for f in then]  # a solution file, run after the notebook
-    run = runner.run_notebook(runner.notebook_paths([prefix])[0], tmp_path, parameters, then=then)
+    then = [notebook_runs.notebooks_dir().parent / f for f in then]  # a solution file, run after the notebook
+    run = notebook_runs.run_notebook(notebook_runs.notebook_paths([prefix])[0], tmp_path, parameters, then=then)
     claims = read_claims(run.output) if run.output.exists() else []
-    check(run, claims, runner.read_metrics(run.output) if run.output.exists() else {})
+    check(run, claims, notebook_runs.read_metrics(run.output) if run.output.exists() else {})

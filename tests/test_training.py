@@ -154,3 +154,31 @@ def test_same_seed_same_numbers_in_fresh_processes():
     first, again, other = run(1), run(1), run(2)
     assert first == again
     assert first[0] != other[0]
+
+
+def test_accuracy_is_the_share_of_rows_whose_argmax_is_the_label():
+    torch.manual_seed(0)
+    logits, y = torch.randn(300, 7), torch.randint(7, (300,))
+    got = rt.accuracy(logits, y)
+    assert type(got) is float and got == (logits.argmax(1) == y).float().mean().item()  # the lessons' own expression
+    assert rt.accuracy(logits, logits.argmax(1)) == 1.0
+    assert rt.accuracy(torch.tensor([[0.0, 1.0], [3.0, 2.0]]), torch.tensor([1, 1])) == 0.5
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x, labels = torch.randn(50, 1, 2, 2), torch.randint(3, (50,))
+    assert rt.accuracy(rt.predict(model, x), labels) == pytest.approx(rt.evaluate(model, (x, labels))["accuracy"])
+
+
+@pytest.mark.parametrize(
+    "logits, y, error, message",
+    [
+        (torch.zeros(4), torch.zeros(4, dtype=torch.int64), ValueError, r"logits must be N x C class scores, got shape \(4,\)"),
+        ([[0.0, 1.0]], torch.zeros(1, dtype=torch.int64), TypeError, "logits must be a torch.Tensor, got list"),
+        (torch.zeros(4, 3), torch.zeros(3, dtype=torch.int64), ValueError, "logits has 4 rows but y has 3 labels"),
+        (torch.zeros(4, 3), torch.zeros(4), ValueError, "y must be a 1-d tensor of integer class indices"),
+        (torch.zeros(4, 3), torch.tensor([0, 1, 2, 3]), ValueError, "y holds class 3, out of range: logits has 3 classes"),
+        (torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), ValueError, "accuracy needs at least one example"),
+    ],
+)
+def test_accuracy_refuses_in_one_line(logits, y, error, message):
+    with pytest.raises(error, match=message):
+        rt.accuracy(logits, y)

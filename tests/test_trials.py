@@ -1,8 +1,10 @@
 """Trials, paired comparisons and claims, checked against values computed by hand."""
 
 import math
+import re
 
 import nbformat
+import numpy as np
 import pytest
 
 import retune_lib as rt
@@ -91,7 +93,7 @@ def test_claim_within_and_minimum_seeds(monkeypatch):
 
 def test_run_trials_and_seeds():
     assert rt.trial_seeds(0, 5) == [0, 1, 2, 3, 4] and rt.trial_seeds(2, 3) == [200, 201, 202]
-    with pytest.raises(ValueError, match="n_seeds must be a positive integer"):
+    with pytest.raises(ValueError, match=r"n_seeds must be at least 3 \(a claim needs 3 paired trials\), got 0"):
         rt.trial_seeds(0, 0)
     t = rt.run_trials(lambda s: s * 2.0, [1, 2, 3], "double")
     assert t.values == (2.0, 4.0, 6.0) and t.name == "double"
@@ -99,6 +101,31 @@ def test_run_trials_and_seeds():
     assert d["acc"].name == "v: acc" and d["loss"].values == (1.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="same metric names"):
         rt.run_trials(lambda s: {"a": 1.0} if s else {"b": 1.0}, [0, 1])
+
+
+@pytest.mark.parametrize("n", [3, 5, 100, np.int64(4)])
+def test_check_n_seeds_accepts_three_to_a_hundred(n):
+    assert rt.check_n_seeds(n) == int(n) and type(rt.check_n_seeds(n)) is int
+    assert len(rt.trial_seeds(1, n)) == int(n)
+
+
+@pytest.mark.parametrize(
+    "n, message",
+    [
+        (2, r"n_seeds must be at least 3 \(a claim needs 3 paired trials\), got 2"),
+        (0, r"n_seeds must be at least 3 \(a claim needs 3 paired trials\), got 0"),
+        (101, "n_seeds must be at most 100, got 101"),
+        (2.5, "n_seeds must be an integer, got 2.5"),
+        (True, "n_seeds must be an integer, got True"),
+        ("5", "n_seeds must be an integer, got '5'"),
+    ],
+)
+def test_the_seed_minimum_is_enforced_in_one_place(n, message):
+    """rt.check_n_seeds is the one check; rt.trial_seeds (every notebook's seeds) goes through it."""
+    for call in (rt.check_n_seeds, lambda n: rt.trial_seeds(0, n)):
+        with pytest.raises(ValueError) as info:
+            call(n)
+        assert re.fullmatch(message, str(info.value)), str(info.value)
 
 
 def test_trials_table_and_claim_records():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import retune_lib as rt
-from retune_lib import models, runner, weights
+from retune_lib import claims, models, runner, weights
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_load_base_loads_the_shipped_weights_and_builds_nothing(tmp_path, monkey
     state = torch.load(rt.weights_path(), map_location="cpu", weights_only=True)  # a plain state dict
     assert all(torch.equal(v, state[k]) for k, v in base.state_dict().items())
     assert not list((tmp_path / "cache").glob("*.pt"))  # nothing written to the cache
-    assert runner._base_key() == rt.BASE_WEIGHTS.short and rt.BASE_WEIGHTS.short in rt.versions()
+    assert claims._base_key() == rt.BASE_WEIGHTS.short and rt.BASE_WEIGHTS.short in rt.versions()
 
 
 def test_load_base_takes_no_global_random_numbers(no_build):
