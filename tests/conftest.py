@@ -25,6 +25,24 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 WALL_TIMES: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
 
 
+def smoke_parameters(path) -> dict:
+    """The notebook's ``retune.smoke_parameters`` metadata: small budgets that run every cell in seconds.
+
+    A smoke run checks that the code runs, that parameters reach it and that every claim is computed and
+    recorded. It does not check the claims: at these budgets they are not meant to hold. The claims are
+    checked at the notebook's defaults by nbval here, and at twenty seeds by the claims report.
+    """
+    import nbformat
+
+    from retune_lib import runner
+
+    nb = nbformat.read(path, as_version=4)
+    params = nb.metadata.get("retune", {}).get("smoke_parameters")
+    assert params, f"{path.stem}: metadata.retune.smoke_parameters is missing (small budgets for the smoke runs)"
+    runner.check_parameter_names(path, params)
+    return {"seed": 1, **params}
+
+
 @pytest.fixture(scope="session")
 def digits():
     import retune_lib as rt
@@ -33,7 +51,7 @@ def digits():
 
 
 def pytest_runtest_logreport(report):
-    """Sum nbval's per-cell durations per notebook; take the papermill runs' own wall time."""
+    """Sum nbval's per-cell durations per notebook; take the papermill (smoke) runs' own wall time."""
     if report.when != "call":
         return
     path = report.nodeid.split("::", 1)[0]
@@ -41,7 +59,7 @@ def pytest_runtest_logreport(report):
         WALL_TIMES["nbval, defaults"][pathlib.Path(path).stem] += report.duration
     for key, value in getattr(report, "user_properties", []):
         if key == "papermill_seconds":
-            WALL_TIMES["papermill, seed 1"][report.nodeid.split("[", 1)[1].rstrip("]")] = value
+            WALL_TIMES["papermill, smoke"][report.nodeid.split("[", 1)[1].rstrip("]")] = value
         elif key in ("browser_run_all_seconds", "widget_latency_seconds"):  # tests/test_browser.py
             kind = "JupyterLab Run All" if key.startswith("browser") else "widget latency (max)"
             WALL_TIMES[kind][report.nodeid.split("::")[1].removeprefix("TestJupyterLab_")] = value

@@ -4,10 +4,15 @@ Marked ``browser``: ``pytest -m browser`` runs only this, ``-m "not browser"`` s
 (Debian's ``chromium`` package, or ``RETUNE_CHROMIUM=/path/to/chrome``) and the ``playwright`` package
 (a test extra); without either it is skipped with one line saying which is missing.
 
-For each notebook: JupyterLab on 127.0.0.1 over a temporary copy of ``notebooks/``; the notebook opens
-with the "Python 3" kernel and no dialog; Run All finishes with no error output and no "Error displaying
-widget"; then one control of each widget panel is moved and the panel's output must change within 2 s.
-Run All time and widget latency are printed; a screenshot per notebook lands in ``runs/screenshots/``.
+For each notebook: JupyterLab on 127.0.0.1 over a temporary copy of ``notebooks/``, each copy with its
+smoke parameters injected after the parameters cell as papermill does (``metadata.retune.smoke_parameters``:
+small budgets, so Run All takes seconds, and claims recorded instead of raised: whether they hold is nbval's
+and the claims report's job; this test is about what only a browser shows). The notebook opens with the
+"Python 3" kernel and no dialog; Run All finishes with no error output and no "Error displaying widget";
+then one control of each widget panel is moved and the panel's output must change (within 30 s, a stuck
+widget). How fast it changed is printed, written to ``runs/browser/NOTEBOOK.json`` and compared with its
+goal by ``benchmarks/widget_latency.py`` (a latency under load is a measurement, not a failure).
+A screenshot per notebook lands in ``runs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, smoke_parameters
 
 pytestmark = pytest.mark.browser
 # RETUNE_BROWSER_NOTEBOOKS points the test at another folder of notebooks (handy when writing one)
@@ -33,8 +38,9 @@ NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 TOKEN = "retune-browser-test"
 RUN_ALL_TIMEOUT_S = 300
-WIDGET_LATENCY_LIMIT_S = 2.0
+WIDGET_STUCK_S = 30.0
 SCREENSHOTS = ROOT / "runs" / "screenshots"
+LATENCIES = ROOT / "runs" / "browser"   # one JSON per notebook: benchmarks/widget_latency.py reads them
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
@@ -68,6 +74,14 @@ def lab(tmp_path_factory):
     home = tmp_path_factory.mktemp("lab")
     work = home / "notebooks"
     shutil.copytree(NB_DIR, work)
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    for path in NOTEBOOKS:  # the smoke parameters, injected as papermill does (a cell tagged injected-parameters)
+        nb = parameterize_notebook(load_notebook_node(str(path)), smoke_parameters(path), kernel_name="python3",
+                                   language="python")
+        nbformat.write(nb, str(work / path.name))
     settings = home / "settings"
     # JupyterLab 4 draws only the cells in view; draw them all so every output can be inspected. No news prompt.
     (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
@@ -79,7 +93,7 @@ def lab(tmp_path_factory):
     port = _free_port()
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_CONFIG_DIR=str(home / "config"),
                JUPYTER_DATA_DIR=os.environ.get("JUPYTER_DATA_DIR", str(pathlib.Path(sys.prefix) / "share" / "jupyter")),
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", RETUNE_CLAIMS="record")
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={work}", "--allow-root",
            f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
@@ -194,9 +208,9 @@ def _check_in_jupyterlab(lab, path, record_property):
                 select.select_option(index=(current + 1) % options)  # the next option, whichever is selected
             else:
                 continue
-            changed = _wait(lambda: _panel_text(panel) != before, 30, step=0.05)
+            changed = _wait(lambda: _panel_text(panel) != before, WIDGET_STUCK_S, step=0.05)
             latency = time.perf_counter() - t1
-            assert changed, f"{path.stem}: widget panel {i} did not respond within 30 s"
+            assert changed, f"{path.stem}: widget panel {i} did not respond within {WIDGET_STUCK_S:g} s"
             latencies.append(latency)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{path.stem}.png"), full_page=False)
@@ -206,8 +220,11 @@ def _check_in_jupyterlab(lab, path, record_property):
         if latencies:
             record_property("widget_latency_seconds", max(latencies))
         assert latencies, f"{path.stem}: no widget panel found to move"
-        slow = [x for x in latencies if x > WIDGET_LATENCY_LIMIT_S]
-        assert not slow, f"{path.stem}: widget took {max(slow):.2f} s to respond (limit {WIDGET_LATENCY_LIMIT_S} s)"
+        LATENCIES.mkdir(parents=True, exist_ok=True)
+        tmp = LATENCIES / f".{path.stem}.json.tmp"
+        tmp.write_text(json.dumps({"notebook": path.stem, "run_all_seconds": run_all, "latencies_seconds": latencies,
+                                   "load": os.getloadavg()[0], "cores": os.cpu_count()}))
+        os.replace(tmp, LATENCIES / f"{path.stem}.json")
         real = [e for e in console_errors if "favicon" not in e]
         assert not real, f"{path.stem}: browser console errors: {real[:3]}"
     finally:
