@@ -34,12 +34,12 @@ def smoke_parameters(path) -> dict:
     """
     import nbformat
 
-    from retune_lib import runner
+    from retune_lib.notebook_runs import check_parameter_names
 
     nb = nbformat.read(path, as_version=4)
     params = nb.metadata.get("retune", {}).get("smoke_parameters")
     assert params, f"{path.stem}: metadata.retune.smoke_parameters is missing (small budgets for the smoke runs)"
-    runner.check_parameter_names(path, params)
+    check_parameter_names(path, params)
     return {"seed": 1, **params}
 
 
