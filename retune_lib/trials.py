@@ -12,7 +12,7 @@ only when the confidence interval of the paired difference clears the margin the
 >>> d = compare(a, b)
 >>> round(d.mean, 4), d.wins, d.n
 (0.08, 3, 3)
->>> c = claim("soft targets beat hard labels by > 3 points", a, b, margin=0.03)  # doctest: +ELLIPSIS
+>>> claim("soft targets beat hard labels by > 3 points", a, b, margin=0.03)  # doctest: +ELLIPSIS
 ✓ soft targets beat hard labels by > 3 points: ...
 
 Exact facts (bit-identical weights, shapes, a gradient that is zero) keep plain ``assert``s; this
@@ -307,8 +307,11 @@ def _mode() -> str:
 def claim(
     statement: str, a: Trials, b: Trials | float = 0.0, *, margin: float = 0.0, within: float | None = None,
     confidence: float = 0.95,
-) -> Comparison:
+) -> None:
     """Check a comparative statement against the paired evidence, print one line, and record it.
+
+    It returns nothing, like ``print``: the printed line is the result (a notebook cell ending in a
+    claim shows it once). For the numbers themselves, call :func:`compare` with the same arguments.
 
     * default: "``a`` exceeds ``b`` by more than ``margin``" holds when the lower end of the
       confidence interval of ``a − b`` is above ``margin``. For "``a`` is below ``b``", swap them.
@@ -349,7 +352,6 @@ def claim(
             f"claim failed: {statement} — {comp.a} − {comp.b} = {comp.mean:+.4f} [{lo:+.4f}, {hi:+.4f}] "
             f"({confidence:.0%} CI) needs {rule}, n={comp.n}"
         )
-    return comp
 
 
 def _record(statement: str, comp: Comparison, passed: bool, slack: float, rule: str) -> None:
