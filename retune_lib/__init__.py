@@ -92,6 +92,7 @@ from .training import (
     predict,
     seed_everything,
     select_device,
+    start,
     trainable_parameters,
 )
 

@@ -38,9 +38,11 @@ from .checks import (
     label_range_problem,
 )
 from .data import batches, num_batches
+from .trials import trial_seeds
 
 __all__ = [
     "DEVICES",
+    "start",
     "TrainingDiverged",
     "History",
     "select_device",
@@ -96,6 +98,26 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def start(seed: int = 0, device: str | torch.device = "auto", n_seeds: int = 5) -> tuple[torch.device, list[int]]:
+    """A notebook's first call: check ``seed`` and ``n_seeds``, seed every generator, pick the device.
+
+    Returns ``(device, trial_seeds)``: the device from :func:`select_device` and the ``n_seeds`` paired trial seeds
+    of :func:`~retune_lib.trials.trial_seeds` (3 to 100; seed 0 gives 0, 1, 2 ..., seed 1 gives 100, 101 ...).
+    A bad value raises one ``ValueError`` line naming it.
+
+    >>> start(0, "cpu", 3)
+    (device(type='cpu'), [0, 1, 2])
+    >>> start(0, "cpu", 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_seeds must be at least 3 (a claim needs 3 paired trials), got 2
+    """
+    seeds = trial_seeds(seed, n_seeds)
+    dev = select_device(device)
+    seed_everything(seed)
+    return dev, seeds
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:

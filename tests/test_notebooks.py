@@ -194,3 +194,32 @@ def test_figures_regenerate_byte_identical(tmp_path):
                     "run `python docs/figures.py` to regenerate them")
     changed = [n for n in committed if (tmp_path / n).read_bytes() != (FIGURES_DIR / n).read_bytes()]
     assert not changed, f"regenerated figures differ from the committed ones: {changed} (run `python docs/figures.py`)"
+
+
+# --- one idea per cell, plumbing out of sight (#27 item 3) ------------------------------------------------------
+
+MAX_CELL_LINES = 35          # "about 30": a cell the reader takes in at once
+#: Lessons whose code cells have not had the #27 pass yet (one start call, short cells, the results cell collapsed).
+#: Strict xfail: once a lesson passes, drop it from here.
+NOT_YET_PASSED = {"00_start_here", "04_weighted_losses", "05_layerwise_unfreezing"}
+
+
+def _passed_marks(path):
+    if path.stem in NOT_YET_PASSED:
+        return pytest.param(path, id=path.stem, marks=pytest.mark.xfail(strict=True, reason="#27 code pass pending"))
+    return pytest.param(path, id=path.stem)
+
+
+@pytest.mark.parametrize("path", [_passed_marks(p) for p in NOTEBOOKS])
+def test_code_cells_are_short_and_plumbing_hidden(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(code) if len(c.source.splitlines()) > MAX_CELL_LINES]
+    assert not long, f"{path.stem}: code cells over {MAX_CELL_LINES} lines (index, lines): {long}"
+    setup = code[1].source
+    assert "rt.start(seed, device, n_seeds)" in setup, f"{path.stem}: the setup cell starts with rt.start"
+    own_check = [c.source for c in code if "n_seeds < 3" in c.source]
+    assert not own_check, f"{path.stem}: checks n_seeds itself (rt.start does)"
+    results = [c for c in code if "rt.record_metrics(" in c.source]
+    assert len(results) == 1 and results[0].metadata.get("jupyter", {}).get("source_hidden"), (
+        f"{path.stem}: the results cell's source is collapsed (metadata.jupyter.source_hidden)")
