@@ -304,7 +304,11 @@ def claims_report(jobs: Sequence[ClaimsJob], command: str = "", seconds: float |
             row += f" {count} | {min(c['slack'] for c in cs):+.4f} |"
         means = [c["mean"] for _, c in items]
         ns = sorted({c["n"] for _, c in items})
-        lines.append(row + f" {min(means):+.4f} … {max(means):+.4f} | {', '.join(map(str, ns))} |")
+        if all(c.get("scale") == "ratio" for _, c in items):   # geometric-mean ratios, slack in log units
+            spread = f"{min(means):.3g}x … {max(means):.3g}x (ratio)"
+        else:
+            spread = f"{min(means):+.4f} … {max(means):+.4f}"
+        lines.append(row + f" {spread} | {', '.join(map(str, ns))} |")
     lines.append("")
     threads = sorted({j.threads for j in jobs})
     tight = sorted(((min(c["slack"] for _, c in v), k) for k, v in by_claim.items()))[:5]

@@ -306,7 +306,7 @@ def _mode() -> str:
 
 def claim(
     statement: str, a: Trials, b: Trials | float = 0.0, *, margin: float = 0.0, within: float | None = None,
-    confidence: float = 0.95,
+    ratio: float | None = None, confidence: float = 0.95,
 ) -> None:
     """Check a comparative statement against the paired evidence, print one line, and record it.
 
@@ -317,6 +317,9 @@ def claim(
       confidence interval of ``a − b`` is above ``margin``. For "``a`` is below ``b``", swap them.
     * ``within=tol``: "``a`` and ``b`` agree within ``tol``" holds when the whole interval lies in
       ``[-tol, tol]``.
+    * ``ratio=r``: "``a`` is more than ``r`` times ``b``" (positive values) holds when the lower end of the
+      interval of the paired ``log(a / b)`` is above ``log(r)``: ratios are averaged on the log scale, and the
+      line shows the geometric-mean ratio and its interval as multiples (``9.2x [8.1x, 10.4x]``).
 
     At least 3 seeds are required. A claim that fails raises :class:`ClaimFailed` naming the claim,
     the mean difference, its interval and n (with ``RETUNE_CLAIMS=record`` in the environment it is
@@ -330,6 +333,8 @@ def claim(
     """
     if not isinstance(statement, str) or not statement.strip():
         raise ValueError("claim needs a statement: the sentence the evidence must support")
+    if ratio is not None:
+        return _ratio_claim(statement, a, b, ratio, margin, within, confidence)
     comp = compare(a, b, confidence)
     if comp.n < MIN_SEEDS:
         raise ValueError(f"claim {statement!r} rests on {comp.n} seed(s); use at least {MIN_SEEDS}")
@@ -354,10 +359,43 @@ def claim(
         )
 
 
-def _record(statement: str, comp: Comparison, passed: bool, slack: float, rule: str) -> None:
+def _log_trials(t: Trials | float, seeds: Sequence[int], what: str) -> Trials:
+    t = _as_trials(t, seeds, what)
+    bad = [v for v in t.values if not v > 0]
+    if bad:
+        raise ValueError(f"a ratio claim needs positive values; {what} ({t.name!r}) holds {bad[0]!r}")
+    return Trials(t.name, t.seeds, [math.log(v) for v in t.values])
+
+
+def _ratio_claim(statement: str, a: Trials, b: Trials | float, ratio: float, margin: float, within: float | None,
+                 confidence: float) -> None:
+    """claim(..., ratio=r): the paired log(a / b) must clear log(r); printed and recorded as multiples."""
+    if within is not None or margin != 0.0:
+        raise ValueError("pass either ratio= or margin=/within= to claim, not both")
+    ratio = check_range("ratio", ratio, 0, low_open=True)
+    if not isinstance(a, Trials):
+        raise TypeError(f"a must be Trials (from run_trials), got {type(a).__name__}")
+    comp = compare(_log_trials(a, a.seeds, "a"), _log_trials(b, a.seeds, "b"), confidence)
+    if comp.n < MIN_SEEDS:
+        raise ValueError(f"claim {statement!r} rests on {comp.n} seed(s); use at least {MIN_SEEDS}")
     lo, hi = comp.ci
-    record = {"claim": statement, "passed": bool(passed), "mean": comp.mean, "lo": lo, "hi": hi, "n": comp.n,
-              "wins": comp.wins, "slack": slack, "rule": rule}
+    passed = lo > math.log(ratio)
+    rule = f"lower end > {ratio:g}x"
+    shown = (f"{comp.a} / {comp.b} = {math.exp(comp.mean):.3g}x [{math.exp(lo):.3g}x, {math.exp(hi):.3g}x] "
+             f"({confidence:.0%} CI, geometric mean), larger on {comp.wins}/{comp.n} seeds")
+    print(f"{'✓' if passed else '✗'} {statement}: {shown} — {rule}")
+    _record(statement, comp, passed, lo - math.log(ratio), rule, scale="ratio")
+    if not passed and _mode() == "assert":
+        raise ClaimFailed(f"claim failed: {statement} — {shown} needs {rule}, n={comp.n}")
+
+
+def _record(statement: str, comp: Comparison, passed: bool, slack: float, rule: str, scale: str = "difference") -> None:
+    lo, hi = comp.ci
+    mean = comp.mean
+    if scale == "ratio":  # recorded as multiples; the slack stays in log units (log of lower end / bar)
+        mean, lo, hi = math.exp(mean), math.exp(lo), math.exp(hi)
+    record = {"claim": statement, "passed": bool(passed), "mean": mean, "lo": lo, "hi": hi, "n": comp.n,
+              "wins": comp.wins, "slack": slack, "rule": rule, "scale": scale}
     try:
         from IPython import get_ipython
         from IPython.display import display

@@ -53,10 +53,12 @@ def test_parameters_cell(path):
             f"parameters cell must assign literals only: {ast.unparse(node)}"
         )
     after = nb.cells[nb.cells.index(tagged[0]) + 1]
-    assert "check" in after.source or "select_device" in after.source, "the next cell validates the parameters"
-    assert "rt.seed_everything(seed)" in after.source, "the next cell seeds everything, so a run is reproducible"
-    assert "n_seeds = " in src and "rt.trial_seeds(seed, n_seeds)" in after.source, (
-        "comparisons run over several paired seeds: n_seeds in the parameters, rt.trial_seeds in the next cell"
+    # the next cell validates the parameters and seeds everything (rt.start does both, or the older three calls)
+    started = "rt.start(seed, device, n_seeds)" in after.source
+    assert started or ("rt.seed_everything(seed)" in after.source and "rt.select_device" in after.source), (
+        "the next cell checks the parameters and seeds everything, so a run is reproducible")
+    assert "n_seeds = " in src and (started or "rt.trial_seeds(seed, n_seeds)" in after.source), (
+        "comparisons run over several paired seeds: n_seeds in the parameters, their trial seeds in the next cell"
     )
     smoke_parameters(path)  # present, and every name one the parameters cell defines
 

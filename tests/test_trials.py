@@ -139,3 +139,25 @@ def test_trials_table_and_claim_records():
     cell.outputs = [nbformat.v4.new_output("display_data", data={tr.CLAIMS_MIME: rec})]
     nb.cells = [cell]
     assert rt.read_claims(nb) == [rec]
+
+
+def test_ratio_claim_is_on_the_log_scale_and_prints_multiples(capsys):
+    a = rt.Trials("CE", [0, 1, 2, 3], [9.0, 10.0, 8.5, 11.0])
+    b = rt.Trials("twice", [3, 2, 1, 0], [1.2, 0.9, 1.1, 1.0])           # paired by seed, not by position
+    rt.claim("more than 3-fold", a, b, ratio=3)
+    line = capsys.readouterr().out
+    assert line.startswith("✓ more than 3-fold: CE / twice = 9.17x [") and "lower end > 3x" in line
+    # the arithmetic mean of the ratios (a raw-scale claim) would be pulled up by one large ratio; the log is not
+    skewed = rt.Trials("skewed", [0, 1, 2], [1.1, 1.1, 20.0])
+    with pytest.raises(rt.ClaimFailed, match="lower end > 1.5x"):
+        rt.claim("more than 1.5x", skewed, 1.0, ratio=1.5)
+
+
+def test_ratio_claim_refuses_bad_input():
+    a = rt.Trials("a", [0, 1, 2], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="pass either ratio= or margin=/within= to claim, not both"):
+        rt.claim("x", a, 1.0, ratio=2, margin=0.1)
+    with pytest.raises(ValueError, match=r"a ratio claim needs positive values; b \('z'\) holds 0.0"):
+        rt.claim("x", a, rt.Trials("z", [0, 1, 2], [1.0, 0.0, 1.0]), ratio=2)
+    with pytest.raises(ValueError, match="ratio must be a number > 0, got 0"):
+        rt.claim("x", a, 1.0, ratio=0)
