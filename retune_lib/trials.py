@@ -380,7 +380,7 @@ def _ratio_claim(statement: str, a: Trials, b: Trials | float, ratio: float, mar
         raise ValueError(f"claim {statement!r} rests on {comp.n} seed(s); use at least {MIN_SEEDS}")
     lo, hi = comp.ci
     passed = lo > math.log(ratio)
-    rule = f"lower end > {ratio:g}x"
+    rule = f"lower end > {ratio:.3g}x"
     shown = (f"{comp.a} / {comp.b} = {math.exp(comp.mean):.3g}x [{math.exp(lo):.3g}x, {math.exp(hi):.3g}x] "
              f"({confidence:.0%} CI, geometric mean), larger on {comp.wins}/{comp.n} seeds")
     print(f"{'✓' if passed else '✗'} {statement}: {shown} — {rule}")

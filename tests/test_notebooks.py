@@ -203,7 +203,7 @@ def test_figures_regenerate_byte_identical(tmp_path):
 MAX_CELL_LINES = 35          # "about 30": a cell the reader takes in at once
 #: Lessons whose code cells have not had the #27 pass yet (one start call, short cells, the results cell collapsed).
 #: Strict xfail: once a lesson passes, drop it from here.
-NOT_YET_PASSED = {"00_start_here", "04_weighted_losses", "05_layerwise_unfreezing"}
+NOT_YET_PASSED = {"00_start_here", "05_layerwise_unfreezing"}
 
 
 def _passed_marks(path):
