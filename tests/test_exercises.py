@@ -46,13 +46,14 @@ def check_02_middle_point(run, claims, m):
     assert run.status == "ok", run.error
     heads_k10 = [m[f"acc_{v}_k10"] for v in ("linear_head", "MLP_head", "layer4_head")]
     assert max(heads_k10) - min(heads_k10) < 0.015  # at k=10 the three heads are within about a point
-    assert m["acc_layer4_head_k40"] > m["acc_linear_head_k40"] + 0.005  # at k=40 unfreezing layer4 leads
+    for k in (2, 10, 40):  # "nowhere in this range" does unfreezing layer4 pay: level with the linear head
+        assert abs(m[f"acc_layer4_head_k{k}"] - m[f"acc_linear_head_k{k}"]) < 0.01, k
 
 
 def check_02_more_steps(run, claims, m):
     assert run.status == "ok", run.error
-    assert m["acc_scratch_k2"] < 0.75  # 0.695 with the default 100 steps: scratch needs labels, not steps
-    assert m["acc_layer4_head_k40"] > m["acc_scratch_k40"] + 0.01
+    pretrained_k2 = [m[f"acc_{v}_k2"] for v in ("linear_head", "MLP_head", "layer4_head", "full_fine_tune")]
+    assert m["acc_scratch_k2"] < min(pretrained_k2) - 0.1  # at the fewest labels scratch stays far below
 
 
 def check_02_panel_edges(run, claims, m):
