@@ -18,7 +18,7 @@ run: setup
 
 test: setup
 	$(BIN)/retune base
-	$(BIN)/python -m pytest --durations=10
+	$(BIN)/python -m pytest --durations=25
 
 claims: setup
 	$(BIN)/retune claims --seeds 10 --threads 1 2 -j 2

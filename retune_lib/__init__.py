@@ -27,6 +27,7 @@ from __future__ import annotations
 from .cache import CacheError, cache_dir, load_checked, save_checked
 from .checks import (
     check_choice,
+    check_float_list,
     check_fraction,
     check_int_list,
     check_module,

@@ -32,6 +32,7 @@ __all__ = [
     "check_positive_float",
     "check_fraction",
     "check_int_list",
+    "check_float_list",
     "check_tensor",
     "check_labels",
     "check_class_targets",
@@ -228,6 +229,37 @@ def check_int_list(name: str, values: Any, *, low: int = 1, high: int | None = N
             raise ValueError(f"{name} must hold integers {bound}, got {v!r} in {values!r}")
         out.append(int(v))
     return sorted(set(out))
+
+
+def check_float_list(name: str, values: Any, *, low: float = 0.0, low_open: bool = True,
+                     high: float | None = None) -> list[float]:
+    """Return ``values`` (a list, or one number) as a list of distinct floats in range, in the order given.
+
+    The range is ``(low, high]`` by default (``low_open=False`` closes it below): learning rates, say.
+
+    >>> check_float_list("lr_grid", [3e-3, 1e-3, 3e-3])
+    [0.003, 0.001]
+    >>> check_float_list("lr_grid", 1e-3)
+    [0.001]
+    >>> check_float_list("lr_grid", [1e-3, 0])
+    Traceback (most recent call last):
+    ...
+    ValueError: lr_grid must hold numbers > 0, got 0 in [0.001, 0]
+    """
+    if isinstance(to_scalar(values), numbers.Real) and not isinstance(values, bool):
+        values = [values]
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty list of numbers, got {values!r}")
+    out: list[float] = []
+    for v in values:
+        try:
+            x = check_range(name, v, low, high, low_open=low_open)
+        except ValueError:
+            bound = _interval(low, high, low_open, False, False).removeprefix("a number ")
+            raise ValueError(f"{name} must hold numbers {bound}, got {v!r} in {values!r}") from None
+        if x not in out:
+            out.append(x)
+    return out
 
 
 def label_range_problem(y, n_classes: int, subject: str, owner: str) -> str | None:

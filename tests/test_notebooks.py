@@ -201,18 +201,9 @@ def test_figures_regenerate_byte_identical(tmp_path):
 # --- one idea per cell, plumbing out of sight (#27 item 3) ------------------------------------------------------
 
 MAX_CELL_LINES = 35          # "about 30": a cell the reader takes in at once
-#: Lessons whose code cells have not had the #27 pass yet (one start call, short cells, the results cell collapsed).
-#: Strict xfail: once a lesson passes, drop it from here.
-NOT_YET_PASSED = {"00_start_here", "05_layerwise_unfreezing"}
 
 
-def _passed_marks(path):
-    if path.stem in NOT_YET_PASSED:
-        return pytest.param(path, id=path.stem, marks=pytest.mark.xfail(strict=True, reason="#27 code pass pending"))
-    return pytest.param(path, id=path.stem)
-
-
-@pytest.mark.parametrize("path", [_passed_marks(p) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_code_cells_are_short_and_plumbing_hidden(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
